@@ -1,0 +1,28 @@
+# The README's two commands: `make demo` (set up + main job) and `make test` (set up + tests).
+# Both (re)create the virtual environment from setup.cfg when it is missing or setup.cfg changed.
+PYTHON  ?= python3.11
+VENV    ?= .venv
+SHARED  ?= ../shared
+WORKDIR ?= cache/demo
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+# pytest workers: one per core (the suite is CPU-bound; 2 on the reference machine)
+TEST_WORKERS ?= auto
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -qq --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m pipelines.demo --shared $(SHARED) --workdir $(WORKDIR)
+
+test: $(STAMP)
+	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) tests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

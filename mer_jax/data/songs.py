@@ -1,0 +1,107 @@
+"""The dataset-independent song record every reader yields, and the checks they share.
+
+Labels are on the 0-1 scale (PMEmo's normalized 9-point ratings). ``Song.labels`` orders them
+as the model's targets: (valence mean, arousal mean, valence std, arousal std).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+LABEL_NAMES = ("valence_mean", "arousal_mean", "valence_std", "arousal_std")
+
+
+class DatasetError(ValueError):
+    """A dataset whose annotation files cannot be trusted as a whole (duplicates, bad ranges)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Song:
+    """One annotated excerpt. ``song_id`` is a string (PMEmo's ``musicId`` ``"17"``)."""
+
+    song_id: str
+    audio_path: Path
+    valence_mean: float
+    arousal_mean: float
+    valence_std: float
+    arousal_std: float
+
+    @property
+    def labels(self) -> np.ndarray:
+        """float32 (4,): valence mean, arousal mean, valence std, arousal std."""
+        return np.array([getattr(self, name) for name in LABEL_NAMES], dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A song left out of a dataset, and why (missing audio, missing std, ...)."""
+
+    song_id: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """The usable songs of a dataset (sorted by id) and the ones left out with their reasons."""
+
+    name: str
+    root: Path
+    songs: tuple[Song, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.songs)
+
+    def __iter__(self):
+        return iter(self.songs)
+
+    def report(self) -> str:
+        lines = [f"{self.name} at {self.root}: {len(self.songs)} songs usable, "
+                 f"{len(self.skipped)} skipped"]
+        lines += [f"  skipped {s.song_id}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def normalize_song_id(value: object) -> str:
+    """``113``, ``"113"``, ``113.0`` and ``"113.0"`` all become ``"113"``; other text is kept."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if math.isfinite(number) and number == int(number):
+        return str(int(number))
+    return text
+
+
+def parse_label(value: str | None, *, song_id: str, column: str, source: Path) -> float | None:
+    """A label cell as float; ``None`` when empty or NaN; DatasetError when not a number."""
+    if value is None or not value.strip() or value.strip().lower() == "nan":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise DatasetError(f"{source}: song {song_id}: {column} is not a number: {value!r}") from None
+    return None if math.isnan(number) else number
+
+
+def check_unique(ids: list[str], source: Path) -> None:
+    seen: set[str] = set()
+    dupes = sorted({i for i in ids if i in seen or seen.add(i)})
+    if dupes:
+        raise DatasetError(f"{source}: duplicate song ids: {', '.join(dupes)}")
+
+
+def check_range(song_id: str, column: str, value: float, source: Path,
+                low: float = 0.0, high: float = 1.0) -> None:
+    if not low <= value <= high:
+        raise DatasetError(
+            f"{source}: song {song_id}: {column} = {value} is outside [{low}, {high}]")
+
+
+def sort_key(song_id: str):
+    """Numeric ids sort numerically, others after them alphabetically."""
+    return (0, int(song_id), "") if song_id.isdigit() else (1, 0, song_id)

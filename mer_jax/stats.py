@@ -1,0 +1,84 @@
+"""The paper's statistics over per-song KL divergences, and regression metrics.
+
+Per Monte-Carlo iteration (paper §3, Tables 1-2): E = mean KL, M = median KL, W = p-value of the
+paired Wilcoxon signed-rank test between the "mixed" and "sep" KLs of the same songs
+(scipy.stats.wilcoxon, two-sided).
+
+Median conventions: ``"true"`` (default) is the usual median (mean of the two middle values for
+an even count); ``"paper"`` is the authors' convention, the upper of the two middle values
+(element n // 2 of the sorted list), which reproduces the medians printed in Tables 1-2.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.stats
+
+MEDIAN_CONVENTIONS = ("true", "paper")
+STATS_HEADER = ("iteration", "E_mixed", "E_sep", "M_mixed", "M_sep", "W_mixed_sep")
+
+
+def median(values: np.ndarray, convention: str = "true") -> float:
+    """Median of a 1-D array under ``convention`` ("true" or "paper", see module docstring)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan")
+    if convention == "true":
+        return float(np.median(values))
+    if convention == "paper":
+        return float(np.sort(values)[values.size // 2])
+    raise ValueError(f"unknown median convention {convention!r}; choose from {MEDIAN_CONVENTIONS}")
+
+
+def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided paired Wilcoxon signed-rank p-value; NaN when undefined (all differences 0)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
+    if a.size == 0 or np.all(a == b):
+        return float("nan")
+    return float(scipy.stats.wilcoxon(a, b).pvalue)
+
+
+def iteration_stats(iteration: int, kl: dict[str, np.ndarray],
+                    median_convention: str = "true") -> dict[str, float]:
+    """One row of the paper's table from per-song KLs {"mixed": (songs,), "sep": (songs,)}.
+
+    Inputs that are absent give NaN in their columns (and in W).
+    """
+    row: dict[str, float] = {"iteration": iteration}
+    for name in ("mixed", "sep"):
+        values = kl.get(name)
+        row[f"E_{name}"] = float(np.mean(values, dtype=np.float64)) if values is not None else np.nan
+        row[f"M_{name}"] = median(values, median_convention) if values is not None else np.nan
+    both = "mixed" in kl and "sep" in kl
+    row["W_mixed_sep"] = wilcoxon_p(kl["mixed"], kl["sep"]) if both else np.nan
+    return {key: row[key] for key in STATS_HEADER}
+
+
+def rmse(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Root-mean-square error per column: (songs, d) x2 -> (d,)."""
+    return np.sqrt(np.mean(np.square(np.asarray(prediction) - np.asarray(truth)), axis=0))
+
+
+def pearson_r(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Pearson correlation per column: (songs, d) x2 -> (d,); NaN for a constant column."""
+    truth, prediction = np.asarray(truth, np.float64), np.asarray(prediction, np.float64)
+    t = truth - truth.mean(axis=0)
+    p = prediction - prediction.mean(axis=0)
+    denom = np.sqrt((t * t).sum(axis=0) * (p * p).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (t * p).sum(axis=0) / denom, np.nan)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (same order as the input; NaNs are left out and kept)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full_like(p, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = order.size
+    running = 0.0
+    for rank, idx in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[idx]))
+        adjusted[idx] = running
+    return adjusted
