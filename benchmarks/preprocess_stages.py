@@ -1,0 +1,104 @@
+"""Benchmark: seconds per song for each preprocessing stage, and store reads vs recomputation.
+
+    python benchmarks/preprocess_stages.py [--data-dir ../shared/data/PMEmo2019-mini] [--json]
+
+On the real 45 s PMEmo clips: decode (mp3 -> 44.1 kHz stereo clip), separation (spleeter4 and
+oracle-free timing of spleeter4 only: PMEmo has no true stems), spectrograms (mix + 4 stems, one
+jitted call), openSMILE (mix + 4 stems), store write (one song's chunks, zstd). Each stage is
+timed per song after one warm-up song (JIT compilation excluded and reported separately).
+Then: reading one training batch of 8 songs' spectrograms from the store versus recomputing them
+from audio (decode + STFT for "mixed"; decode + separation + STFT for "sep").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import zarr
+
+from mer_jax import audio as audio_io
+from mer_jax import store as store_lib
+from mer_jax.data import read_pmemo
+from mer_jax.features import opensmile_features
+from mer_jax.features.spectrogram import spectrogram
+from mer_jax.preprocess import PreprocessConfig
+from mer_jax.separation import make_separator
+
+BATCH = 8
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    if hasattr(out, "block_until_ready"):
+        out.block_until_ready()
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/PMEmo2019-mini"))
+    parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    songs = list(read_pmemo(args.data_dir))
+    config = PreprocessConfig()
+    separator = make_separator("spleeter4", args.cache_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="prep-bench-"))
+    shapes = store_lib.StoreShapes(BATCH, 129, 2048, config.clip_samples, 6373)
+    path = store_lib.create_store(tmp / "s.zarr", [str(i) for i in range(BATCH)],
+                                  np.zeros((BATCH, 4), np.float32), shapes, {})
+    root = zarr.open_group(str(path), mode="r+")
+    stages: dict[str, list[float]] = {k: [] for k in
+                                      ("decode", "separation", "stft", "opensmile", "write")}
+    compile_s = {}
+    try:
+        for k in range(BATCH + 1):
+            song = songs[k % len(songs)]
+            clip, t_decode = timed(audio_io.load_clip, song.audio_path, mono=False)
+            stems, t_sep = timed(separator, clip.samples, song.audio_path, song.song_id)
+            waves = jnp.asarray(np.concatenate([audio_io.to_mono(clip.samples)[None], stems]))
+            spectra, t_stft = timed(spectrogram, waves)
+            start = time.perf_counter()
+            smile = [opensmile_features.functionals(np.asarray(w), 44_100) for w in waves]
+            t_smile = time.perf_counter() - start
+            spectra = np.asarray(spectra)
+            _, t_write = timed(lambda: store_lib.write_song(
+                root, k % BATCH, mixed_spectrogram=spectra[0], sep_spectrogram=spectra[1:],
+                stems=stems, mixed_opensmile=smile[0], sep_opensmile=np.concatenate(smile[1:]),
+                source="bench"))
+            if k == 0:
+                compile_s = {"separation_first_call": round(t_sep, 2), "stft_first_call": round(t_stft, 2)}
+                continue
+            for name, value in zip(stages, (t_decode, t_sep, t_stft, t_smile, t_write)):
+                stages[name].append(value)
+        reader = store_lib.FeatureStore(path)
+        _, read_mixed = timed(lambda: reader.array("mixed/spectrogram")[np.arange(BATCH)])
+        _, read_sep = timed(lambda: reader.array("sep/spectrogram")[np.arange(BATCH)])
+        per_song = {name: statistics.median(values) for name, values in stages.items()}
+        recompute_mixed = BATCH * (per_song["decode"] + per_song["stft"] / 5)
+        recompute_sep = BATCH * (per_song["decode"] + per_song["separation"] + per_song["stft"] * 4 / 5)
+    finally:
+        shutil.rmtree(tmp)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "clip_seconds": config.clip_seconds,
+        "songs_timed": BATCH, "per_song_s": {k: round(v, 3) for k, v in per_song.items()},
+        "per_song_total_s": round(sum(per_song.values()), 2), **compile_s,
+        "batch8_read_mixed_s": round(read_mixed, 3), "batch8_recompute_mixed_s": round(recompute_mixed, 2),
+        "batch8_read_sep_s": round(read_sep, 3), "batch8_recompute_sep_s": round(recompute_sep, 2),
+        "speedup_mixed": round(recompute_mixed / read_mixed, 1),
+        "speedup_sep": round(recompute_sep / read_sep, 1)}
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Model inputs computed once at preprocessing: STFT spectrograms (CRNN) and openSMILE (RF)."""

@@ -1,0 +1,194 @@
+"""Preprocessing: dataset -> separated stems, spectrograms and openSMILE features -> Zarr store.
+
+Per song (``process_song``): decode the clip (44.1 kHz, cut/padded to ``clip_seconds``), separate
+it into vocals/bass/drums/other, compute the |STFT| spectrograms of the mono mix and of each stem
+(one jitted call, shape (5, 129, 2048)) and the openSMILE functionals of each. ``preprocess``
+runs that over a dataset with optional worker processes and writes each song into the store as it
+completes; the store's name holds a hash of the config and of the dataset's songs, so a changed
+config or dataset never reuses stale data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import zarr
+from tqdm import tqdm
+
+from mer_jax import audio as audio_io
+from mer_jax import store as store_lib
+from mer_jax.data import Dataset, DatasetError, read_emomusic, read_pmemo
+from mer_jax.features import opensmile_features
+from mer_jax.features.spectrogram import SpectrogramConfig, spectrogram
+from mer_jax.separation import SeparationError, make_separator
+
+PREPROCESS_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    separator: str = "spleeter4"
+    sample_rate: int = audio_io.SAMPLE_RATE
+    clip_seconds: float = audio_io.CLIP_SECONDS
+    spectrogram: SpectrogramConfig = SpectrogramConfig()
+    opensmile_feature_set: str = opensmile_features.FEATURE_SET
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @classmethod
+    def for_clip(cls, separator: str, clip_seconds: float) -> "PreprocessConfig":
+        """A config whose spectrogram frame count fits ``clip_seconds`` (45 s: the paper's 15,502)."""
+        samples = int(round(clip_seconds * audio_io.SAMPLE_RATE))
+        frames = SpectrogramConfig.frames_for(samples)
+        return cls(separator=separator, clip_seconds=clip_seconds,
+                   spectrogram=SpectrogramConfig(n_frames=frames))
+
+    def to_dict(self) -> dict:
+        return {"version": PREPROCESS_VERSION, **dataclasses.asdict(self)}
+
+
+def read_dataset(data_dir: os.PathLike | str) -> Dataset:
+    """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset) or
+    emoMusic (static_annotations.csv at the top)."""
+    data_dir = Path(data_dir)
+    if (data_dir / "annotations" / "static_annotations.csv").is_file():
+        return read_pmemo(data_dir)
+    if (data_dir / "static_annotations.csv").is_file():
+        return read_emomusic(data_dir)
+    raise DatasetError(f"{data_dir}: neither a PMEmo-layout folder "
+                       "(annotations/static_annotations.csv) nor an emoMusic folder")
+
+
+def dataset_fingerprint(dataset: Dataset) -> dict:
+    """What identifies the dataset: its songs' ids, labels and audio file names. (Each song's
+    audio content is tracked per song, see :func:`source_fingerprint`.)"""
+    digest = hashlib.sha256()
+    for song in dataset:
+        digest.update(f"{song.song_id}|{song.labels.tobytes().hex()}|{song.audio_path.name}\n"
+                      .encode())
+    return {"name": dataset.name, "songs": len(dataset), "digest": digest.hexdigest()}
+
+
+def source_fingerprint(path: Path) -> str:
+    """Size and modification time of a song's audio: a song whose file changed is redone."""
+    stat = Path(path).stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config: PreprocessConfig,
+               dataset: Dataset) -> tuple[Path, str]:
+    key = json.dumps({"config": config.to_dict(), "dataset": dataset_fingerprint(dataset)},
+                     sort_keys=True)
+    config_hash = hashlib.sha256(key.encode()).hexdigest()[:16]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_dir).resolve().name) or "dataset"
+    return Path(cache_dir) / f"{stem}-{config.separator}-{config_hash}.zarr", config_hash
+
+
+def process_song(clip: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> dict:
+    """Features of one song from its clip ``(channels, n)`` and stems ``(4, n)``."""
+    mono = audio_io.to_mono(clip)
+    spectra = np.asarray(spectrogram(jnp.asarray(np.concatenate([mono[None], stems])),
+                                     config.spectrogram))
+    smile = [opensmile_features.functionals(x, config.sample_rate) for x in (mono, *stems)]
+    return {"mixed_spectrogram": spectra[0], "sep_spectrogram": spectra[1:],
+            "stems": stems.astype(np.float32), "mixed_opensmile": smile[0],
+            "sep_opensmile": np.concatenate(smile[1:])}
+
+
+class _Worker:
+    """Holds a separator (weights loaded once per process) and processes songs by index."""
+
+    def __init__(self, config: PreprocessConfig, cache_dir: str, songs: list):
+        self.config = config
+        self.songs = songs
+        self.separator = make_separator(config.separator, cache_dir)
+
+    def __call__(self, index: int):
+        song = self.songs[index]
+        source = source_fingerprint(song.audio_path)
+        try:
+            clip = audio_io.load_clip(song.audio_path, sample_rate=self.config.sample_rate,
+                                      seconds=self.config.clip_seconds, mono=False)
+            stems = self.separator(clip.samples, song.audio_path, song.song_id)
+            features = process_song(clip.samples, stems, self.config)
+            return index, source, features, None
+        except (audio_io.AudioError, SeparationError) as err:
+            return index, source, None, str(err)
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(config, cache_dir, songs):
+    global _WORKER
+    _WORKER = _Worker(config, cache_dir, songs)
+
+
+def _run_worker(index):
+    return _WORKER(index)
+
+
+def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
+               cache_dir: os.PathLike | str = "cache", workers: int = 1,
+               progress: bool = True) -> Path:
+    """Fill (or resume) the store for ``data_dir`` under ``config``; returns its path."""
+    dataset = read_dataset(data_dir)
+    if not len(dataset):
+        raise DatasetError(f"{data_dir}: no usable songs\n{dataset.report()}")
+    path, config_hash = store_path(cache_dir, data_dir, config, dataset)
+    if not path.exists():
+        shapes = store_lib.StoreShapes(
+            songs=len(dataset), bins=config.spectrogram.bins,
+            time_bins=config.spectrogram.time_bins, samples=config.clip_samples,
+            opensmile=opensmile_features.N_FEATURES)
+        attrs = {"config": config.to_dict(), "config_hash": config_hash,
+                 "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve())},
+                 "skipped": {s.song_id: s.reason for s in dataset.skipped},
+                 "stems": list(store_lib.STEMS),
+                 "opensmile_version": opensmile_features.opensmile_version(),
+                 "opensmile_features": opensmile_features.feature_names()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            store_lib.create_store(path, [s.song_id for s in dataset],
+                                   np.stack([s.labels for s in dataset]), shapes, attrs)
+        except OSError:
+            if not path.exists():  # lost a creation race: the other process's store is fine
+                raise
+    with store_lib.StoreLock(path):
+        root = zarr.open_group(str(path), mode="r+")
+        songs = list(dataset.songs)
+        sources = [source_fingerprint(s.audio_path) for s in songs]
+        stale = (root["status"][:] != store_lib.DONE) | (root["sources"][:] != np.array(sources))
+        todo = [int(i) for i in np.flatnonzero(stale)]
+        bar = tqdm(total=len(songs), initial=len(songs) - len(todo), unit="song",
+                   desc=f"preprocessing ({config.separator})", disable=not progress)
+        if workers <= 1 or len(todo) <= 1:
+            worker = _Worker(config, str(cache_dir), songs) if todo else None
+            results = (worker(i) for i in todo)
+            _consume(root, results, bar)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(workers, len(todo)), initializer=_init_worker,
+                              initargs=(config, str(cache_dir), songs)) as pool:
+                _consume(root, pool.imap_unordered(_run_worker, todo), bar)
+        bar.close()
+    return path
+
+
+def _consume(root, results, bar) -> None:
+    for index, source, features, error in results:
+        if error is None:
+            store_lib.write_song(root, index, source=source, **features)
+        else:
+            store_lib.mark_failed(root, index, error, source=source)
+            bar.write(f"failed: {error}")
+        bar.update()

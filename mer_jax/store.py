@@ -1,0 +1,161 @@
+"""The preprocessed-feature store: one chunked, compressed Zarr v3 store per dataset and config.
+
+Layout (N songs; one song per chunk; zstd):
+    ids                  (N,)                 str     song ids (sorted as the reader sorts them)
+    labels               (N, 4)               float32 valence mean, arousal mean, valence std, arousal std
+    status               (N,)                 int8    0 pending, 1 done, 2 failed
+    errors               (N,)                 str     reason of a failure ("" otherwise)
+    sources              (N,)                 str     size:mtime of the audio the song was made from
+    mixed/spectrogram    (N, 129, T)          float32 |STFT| of the mono mix, T = 2048
+    sep/spectrogram      (N, 4, 129, T)       float32 the same for vocals, bass, drums, other
+    sep/stems            (N, 4, samples)      float32 the separated mono stems
+    mixed/opensmile      (N, 6373)            float32 ComParE_2016 functionals of the mix
+    sep/opensmile        (N, 25492)           float32 the four stems' functionals, concatenated
+attrs: config (the preprocessing config), config_hash, dataset, skipped songs, feature names.
+
+A song's chunks are written first and its ``status`` last (each chunk file is replaced
+atomically by Zarr's local store), so a run killed at any moment leaves every song either done or
+pending, and a rerun redoes only the pending and failed ones (and any song whose audio file
+changed since). A lock file keeps a second writer
+out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+PENDING, DONE, FAILED = 0, 1, 2
+STEMS = ("vocals", "bass", "drums", "other")
+LOCK_FILE = ".preprocess.lock"
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used (locked by another writer, incomplete, wrong config)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreShapes:
+    songs: int
+    bins: int
+    time_bins: int
+    samples: int
+    opensmile: int
+
+
+def _compressors():
+    return [ZstdCodec(level=3)]
+
+
+def _array(group, name, shape, dtype, fill=0):
+    chunks = (1,) + tuple(shape[1:])
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                              compressors=_compressors() if dtype is not str else None)
+
+
+def create_store(path: os.PathLike | str, ids: list[str], labels: np.ndarray, shapes: StoreShapes,
+                 attrs: dict) -> Path:
+    """Create an empty store at ``path`` atomically (built beside it, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    n = shapes.songs
+    _array(root, "ids", (n,), str, fill="")[:] = np.array(ids, dtype=object)
+    _array(root, "labels", (n, 4), "float32")[:] = labels.astype(np.float32)
+    _array(root, "status", (n,), "int8")
+    _array(root, "errors", (n,), str, fill="")
+    _array(root, "sources", (n,), str, fill="")
+    mixed, sep = root.create_group("mixed"), root.create_group("sep")
+    _array(mixed, "spectrogram", (n, shapes.bins, shapes.time_bins), "float32")
+    _array(sep, "spectrogram", (n, len(STEMS), shapes.bins, shapes.time_bins), "float32")
+    _array(sep, "stems", (n, len(STEMS), shapes.samples), "float32")
+    _array(mixed, "opensmile", (n, shapes.opensmile), "float32")
+    _array(sep, "opensmile", (n, len(STEMS) * shapes.opensmile), "float32")
+    root.attrs.update(attrs)
+    os.replace(tmp, path)
+    return path
+
+
+class StoreLock:
+    """Exclusive, non-blocking lock on a store; a second preprocess fails fast."""
+
+    def __init__(self, path: os.PathLike | str):
+        self.path = Path(path) / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self._fd, 64).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            self._fd = None
+            raise StoreError(f"{self.path.parent} is being written by another preprocess "
+                             f"(pid {holder}); wait for it to finish") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_song(root: zarr.Group, index: int, *, mixed_spectrogram: np.ndarray,
+               sep_spectrogram: np.ndarray, stems: np.ndarray, mixed_opensmile: np.ndarray,
+               sep_opensmile: np.ndarray, source: str) -> None:
+    """Write one song's arrays, then mark it done (the status chunk is written last)."""
+    root["mixed/spectrogram"][index] = mixed_spectrogram
+    root["sep/spectrogram"][index] = sep_spectrogram
+    root["sep/stems"][index] = stems
+    root["mixed/opensmile"][index] = mixed_opensmile
+    root["sep/opensmile"][index] = sep_opensmile
+    root["errors"][index] = ""
+    root["sources"][index] = source
+    root["status"][index] = DONE
+
+
+def mark_failed(root: zarr.Group, index: int, reason: str, source: str) -> None:
+    root["errors"][index] = reason
+    root["sources"][index] = source
+    root["status"][index] = FAILED
+
+
+class FeatureStore:
+    """Read access to a finished (or partial) store."""
+
+    def __init__(self, path: os.PathLike | str):
+        self.path = Path(path)
+        if not (self.path / "zarr.json").is_file():
+            raise StoreError(f"{self.path}: not a mer-jax feature store")
+        self.root = zarr.open_group(str(self.path), mode="r")
+        self.ids = [str(i) for i in self.root["ids"][:]]
+        self.labels = self.root["labels"][:]
+        self.status = self.root["status"][:]
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.root.attrs)
+
+    @property
+    def done(self) -> np.ndarray:
+        """Indices of the songs whose features are complete."""
+        return np.flatnonzero(self.status == DONE)
+
+    def failures(self) -> dict[str, str]:
+        errors = self.root["errors"][:]
+        return {self.ids[i]: str(errors[i]) for i in np.flatnonzero(self.status == FAILED)}
+
+    def array(self, name: str) -> zarr.Array:
+        """e.g. ``"mixed/spectrogram"``, ``"sep/opensmile"``."""
+        return self.root[name]

@@ -1,0 +1,160 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import zarr
+
+from mer_jax import audio
+from mer_jax.data.synth import SynthConfig, write_dataset
+from mer_jax.features.spectrogram import PAPER_FRAMES, SpectrogramConfig, spectrogram
+from mer_jax.preprocess import PreprocessConfig, preprocess
+from mer_jax.store import DONE, FAILED, FeatureStore, StoreError, StoreLock
+from pipelines import preprocess as preprocess_cli
+
+CLIP = 2.0
+ARRAYS = ["mixed/spectrogram", "sep/spectrogram", "sep/stems", "mixed/opensmile", "sep/opensmile"]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "synth"
+    write_dataset(out, SynthConfig(n=4, seconds=CLIP, seed=5), workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def oracle_store(synth, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return preprocess(synth, PreprocessConfig.for_clip("oracle", CLIP), cache, progress=False)
+
+
+def test_numpy_reference_spectrogram_of_a_real_45s_clip(pmemo_mini):
+    clip = audio.load_clip(pmemo_mini / "chorus" / "634.mp3")
+    assert SpectrogramConfig.frames_for(clip.samples.size) == PAPER_FRAMES == 15_502
+    ours = np.asarray(spectrogram(jnp.asarray(clip.samples[None])))[0]
+    assert ours.shape == (129, 2048)
+    frames = 1 + (clip.samples.size - 255) // 128
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(255) / 255)
+    idx = np.arange(255)[None] + 128 * np.arange(frames)[:, None]
+    magnitude = np.abs(np.fft.rfft(clip.samples[idx].astype(np.float64) * window, n=256, axis=1))
+    pos = (np.arange(2048) + 0.5) * frames / 2048 - 0.5   # bilinear, half-pixel, no antialias
+    lo = np.clip(np.floor(pos).astype(int), 0, frames - 1)
+    frac = pos - np.floor(pos)
+    expected = (magnitude[lo] * (1 - frac)[:, None]
+                + magnitude[np.minimum(lo + 1, frames - 1)] * frac[:, None]).T
+    np.testing.assert_allclose(ours, expected, atol=1e-3 * expected.max())
+
+
+def test_store_contract(oracle_store, synth):
+    store = FeatureStore(oracle_store)
+    n, samples = 4, int(CLIP * 44_100)
+    frames = SpectrogramConfig.frames_for(samples)
+    assert store.ids == ["1", "2", "3", "4"] and list(store.done) == [0, 1, 2, 3]
+    expected = {"mixed/spectrogram": (n, 129, 2048), "sep/spectrogram": (n, 4, 129, 2048),
+                "sep/stems": (n, 4, samples), "mixed/opensmile": (n, 6373),
+                "sep/opensmile": (n, 25_492)}
+    for name, shape in expected.items():
+        array = store.array(name)
+        assert array.shape == shape and array.dtype == np.float32
+        assert array.chunks == (1,) + shape[1:] and array.compressors  # one song per chunk
+    assert store.labels.shape == (4, 4) and store.labels.dtype == np.float32
+    attrs = store.attrs
+    assert attrs["config_hash"] in oracle_store.name and attrs["config"]["separator"] == "oracle"
+    assert attrs["config"]["spectrogram"]["n_frames"] == frames
+    assert attrs["stems"] == ["vocals", "bass", "drums", "other"]
+    assert len(attrs["opensmile_features"]) == 6373
+    # the stored features are those of the true stems
+    stems = store.array("sep/stems")[1]
+    true_vocals, _ = audio.decode(synth / "stems" / "2" / "vocals.wav")
+    np.testing.assert_array_equal(stems[0], true_vocals[0])
+    mix = audio.load_clip(synth / "chorus" / "2.wav", seconds=CLIP).samples
+    np.testing.assert_allclose(store.array("mixed/spectrogram")[1],
+                               np.asarray(spectrogram(jnp.asarray(mix[None]), SpectrogramConfig(n_frames=frames)))[0],
+                               rtol=1e-6)
+    assert np.isfinite(store.array("sep/opensmile")[:]).all()
+
+
+def test_changed_config_never_reuses_a_store(oracle_store, synth, tmp_path):
+    from mer_jax.preprocess import read_dataset, store_path
+    dataset = read_dataset(synth)
+    same, _ = store_path(oracle_store.parent, synth, PreprocessConfig.for_clip("oracle", CLIP), dataset)
+    other, _ = store_path(oracle_store.parent, synth, PreprocessConfig.for_clip("oracle", 1.5), dataset)
+    assert same == oracle_store and other != oracle_store
+
+
+def test_bad_song_is_recorded_and_retried(synth, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synth, data)
+    (data / "chorus" / "3.wav").write_bytes(b"RIFF....not really")
+    cache = tmp_path / "cache"
+    config = PreprocessConfig.for_clip("oracle", CLIP)
+    path = preprocess(data, config, cache, progress=False)
+    store = FeatureStore(path)
+    assert list(store.status) == [DONE, DONE, FAILED, DONE]
+    assert "3.wav: not a decodable audio file" in store.failures()["3"]
+    before = store.array("mixed/opensmile")[:]
+    shutil.copy(synth / "chorus" / "3.wav", data / "chorus" / "3.wav")  # the user fixes it
+    shutil.copy(synth / "chorus" / "2.wav", data / "chorus" / "1.wav")  # and changes a done song
+    assert preprocess(data, config, cache, progress=False) == path    # same store, resumed
+    store = FeatureStore(path)
+    assert list(store.status) == [DONE] * 4 and not store.failures()
+    after = store.array("mixed/opensmile")[:]
+    np.testing.assert_array_equal(after[0], after[1])   # song 1 was redone from its new audio
+    np.testing.assert_array_equal(after[3], before[3])  # untouched songs kept
+
+
+def test_second_writer_is_locked_out(oracle_store, synth):
+    with StoreLock(oracle_store):
+        with pytest.raises(StoreError, match="being written by another preprocess"):
+            preprocess(synth, PreprocessConfig.for_clip("oracle", CLIP), oracle_store.parent,
+                       progress=False)
+
+
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(oracle_store, synth, tmp_path):
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "pipelines.preprocess", "--data-dir", str(synth),
+               "--separator", "oracle", "--cache-dir", str(cache), "--clip-seconds", str(CLIP)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store_dir = cache / oracle_store.name
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (store_dir / "status").exists():
+            done = int((zarr.open_group(str(store_dir), mode="r")["status"][:] == DONE).sum())
+            if done >= 1:
+                break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = zarr.open_group(str(store_dir), mode="r")["status"][:]
+    assert 1 <= (partial == DONE).sum() < 4, partial  # killed in the middle
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == str(store_dir.resolve())
+    resumed, reference = FeatureStore(store_dir), FeatureStore(oracle_store)
+    assert list(resumed.status) == [DONE] * 4
+    for name in ARRAYS:
+        np.testing.assert_array_equal(resumed.array(name)[:], reference.array(name)[:], err_msg=name)
+
+
+def test_spleeter4_on_real_pmemo_songs(pmemo_mini, tmp_path, capsys):
+    data = tmp_path / "pmemo"
+    shutil.copytree(pmemo_mini, data)
+    for song in ("372", "634", "683"):
+        (data / "chorus" / f"{song}.mp3").unlink()
+    code = preprocess_cli.main(["--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"),
+                                "--clip-seconds", "6"])
+    assert code == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    store = FeatureStore(out[-1])
+    assert store.ids == ["17", "108"] and list(store.status) == [DONE, DONE]
+    assert set(store.attrs["skipped"]) == {"372", "634", "683"}
+    stems = store.array("sep/stems")[:]
+    assert stems.shape == (2, 4, 6 * 44_100) and np.all(np.abs(stems).max(axis=-1) > 1e-3)
+    mix = audio.load_clip(data / "chorus" / "17.mp3", seconds=6).samples
+    residual = mix - stems[0].sum(axis=0)   # the four stems add up to the mix
+    assert np.sqrt(np.mean(residual ** 2)) < 0.1 * np.sqrt(np.mean(mix ** 2))

