@@ -44,3 +44,31 @@ def kl_histograms(kl_by_iteration: dict[int, dict[str, np.ndarray]], path: os.Pa
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def loss_curves(metrics_jsonl: os.PathLike | str, path: os.PathLike | str,
+                title: str | None = None) -> None:
+    """The paper's Figures 2-3: training and validation loss, averaged over the models
+    (iterations) of a metrics log written by the trainer."""
+    import json
+    plt = _pyplot()
+    series: dict[str, dict[int, float]] = {"train": {}, "val": {}}
+    with open(metrics_jsonl) as f:
+        for line in f:
+            row = json.loads(line)
+            if row.get("kind") in series:
+                series[row["kind"]][row["step"]] = float(np.mean(row["loss"]))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for kind, color in (("train", "tab:blue"), ("val", "tab:orange")):
+        if series[kind]:
+            steps = sorted(series[kind])
+            ax.plot(steps, [series[kind][s] for s in steps], label=f"{kind} loss", color=color,
+                    marker="o" if kind == "val" else None, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

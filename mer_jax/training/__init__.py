@@ -1,0 +1,1 @@
+"""CRNN training: config, Monte-Carlo splits and batches, pure steps, the train/evaluate loop."""

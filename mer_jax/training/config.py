@@ -1,0 +1,85 @@
+"""Training configuration, loaded from ``configs/NAME.py`` files that define ``get_config()``."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import os
+from pathlib import Path
+
+from mer_jax.model import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (saved with the run as JSON).
+
+    time_bins: model input width; the store's 2048 frames are resized once at load when smaller.
+    steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77).
+    models_in_parallel: how many of the K models one compiled step vmaps together; the rest are
+        mapped sequentially inside the same program (memory bounded). None = 1 on CPU, K on
+        accelerators.
+    """
+
+    model: ModelConfig = ModelConfig()
+    time_bins: int = 2048
+    log_input: bool = False
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    epochs: int = 4
+    steps_per_epoch: int | None = None
+    eval_every: int = 7
+    loss: str = "mse"                    # "mse" (paper) or "gaussian_kl"
+    iterations: int = 10
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    seed: int = 0
+    checkpoint_every: int = 50
+    models_in_parallel: int | None = None
+    prefetch: int = 3
+
+    def __post_init__(self):
+        if self.loss not in ("mse", "gaussian_kl"):
+            raise ValueError(f"loss must be 'mse' or 'gaussian_kl', not {self.loss!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: os.PathLike | str) -> TrainConfig:
+    """Import a config file and call its ``get_config()``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"mer_jax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{path}: get_config() must return a TrainConfig")
+    return config
+
+
+def apply_overrides(config, overrides: list[str]):
+    """``["learning_rate=3e-4", "model.dropout=0.2"]`` -> a new config (values as Python literals)."""
+    for item in overrides:
+        key, _, text = item.partition("=")
+        if not _:
+            raise ValueError(f"override {item!r} is not KEY=VALUE")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        config = _replace(config, key.strip().split("."), value)
+    return config
+
+
+def _replace(obj, path: list[str], value):
+    field = path[0]
+    if not dataclasses.is_dataclass(obj) or field not in {f.name for f in dataclasses.fields(obj)}:
+        raise KeyError(f"unknown config field {'.'.join(path)!r} in {type(obj).__name__}")
+    if len(path) > 1:
+        value = _replace(getattr(obj, field), path[1:], value)
+    elif isinstance(getattr(obj, field), tuple) and isinstance(value, list):
+        value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    return dataclasses.replace(obj, **{field: value})

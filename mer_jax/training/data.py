@@ -1,0 +1,198 @@
+"""Monte-Carlo splits, model inputs from the feature store, and a prefetching batch iterator.
+
+Batches are a pure function of (split, seed, step): step s of a model reads the songs at positions
+[s B, (s + 1) B) of an endless stream made of one seeded permutation of the training songs per
+pass. A resumed run therefore sees exactly the batches an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mer_jax.store import FeatureStore
+
+MODES = ("mixed", "sep")
+
+
+def monte_carlo_splits(ids: list[str], iterations: int, test_fraction: float,
+                       seed: int) -> list[dict]:
+    """``iterations`` seeded shuffle splits: [{"iteration": 1, "train": [...], "test": [...]}]
+    (test size = ceil(test_fraction * n), as scikit-learn's train_test_split)."""
+    n_test = math.ceil(test_fraction * len(ids))
+    if not 0 < n_test < len(ids):
+        raise ValueError(f"a {test_fraction:.0%} test split of {len(ids)} songs is empty or all")
+    splits = []
+    for k in range(iterations):
+        order = np.random.default_rng([seed, k]).permutation(len(ids))
+        splits.append({"iteration": k + 1, "train": [ids[i] for i in sorted(order[n_test:])],
+                       "test": [ids[i] for i in sorted(order[:n_test])]})
+    return splits
+
+
+def load_or_create_splits(path: os.PathLike | str, ids: list[str], iterations: int,
+                          test_fraction: float, seed: int) -> list[dict]:
+    """Reuse ``path`` (so the CRNN and the Random Forest see the same songs) or create it."""
+    path = Path(path)
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        splits = saved["splits"]
+        known = set(ids)
+        if (len(splits) < iterations or saved["seed"] != seed
+                or saved["test_fraction"] != test_fraction
+                or any(not set(s["train"] + s["test"]) <= known for s in splits)):
+            raise ValueError(f"{path} holds other splits (seed, fraction, songs or count differ);"
+                             " use another workdir")
+        return splits[:iterations]
+    splits = monte_carlo_splits(ids, iterations, test_fraction, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"seed": seed, "test_fraction": test_fraction, "splits": splits},
+                              indent=1) + "\n")
+    os.replace(tmp, path)
+    return splits
+
+
+class ModelInputs:
+    """Spectrograms of one mode as model inputs ``(freq, time, channels)`` float32.
+
+    Each song is read from the store once (time axis resized to ``time_bins`` if smaller, log1p
+    if asked) and kept in memory when the whole set fits in ``memory_limit_bytes``.
+    """
+
+    def __init__(self, store: FeatureStore, mode: str, time_bins: int, log_input: bool,
+                 memory_limit_bytes: int = 4 << 30):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.array = store.array(f"{mode}/spectrogram")
+        self.mode, self.time_bins, self.log_input = mode, time_bins, log_input
+        stored_bins = self.array.shape[-1]
+        if time_bins > stored_bins:
+            raise ValueError(f"config wants {time_bins} time bins, the store has {stored_bins}")
+        channels = 1 if mode == "mixed" else self.array.shape[1]
+        self.shape = (self.array.shape[-2], time_bins, channels)
+        per_song = int(np.prod(self.shape)) * 4
+        self._cache: dict[int, np.ndarray] | None = \
+            {} if per_song * self.array.shape[0] <= memory_limit_bytes else None
+        self._lock = threading.Lock()
+
+    def _prepare(self, raw: np.ndarray) -> np.ndarray:
+        x = raw[None] if self.mode == "mixed" else raw            # (C, freq, stored_time)
+        if x.shape[-1] != self.time_bins:
+            x = _resize_time(x, self.time_bins)
+        if self.log_input:
+            x = np.log1p(x)
+        return np.ascontiguousarray(np.transpose(x, (1, 2, 0)), dtype=np.float32)
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
+        """``(n,)`` store indices -> ``(n, freq, time, channels)``."""
+        out = np.empty((len(indices), *self.shape), np.float32)
+        missing = [i for i in indices if self._cache is None or i not in self._cache]
+        if missing:
+            order = np.argsort(missing)
+            raw = self.array.get_orthogonal_selection((np.asarray(missing)[order],))
+            fetched = {int(np.asarray(missing)[order][k]): self._prepare(raw[k])
+                       for k in range(len(missing))}
+        else:
+            fetched = {}
+        for k, i in enumerate(indices):
+            i = int(i)
+            if i in fetched:
+                out[k] = fetched[i]
+            else:
+                out[k] = self._cache[i]
+        if self._cache is not None:
+            with self._lock:
+                self._cache.update(fetched)
+        return out
+
+
+def _resize_time(x: np.ndarray, bins: int) -> np.ndarray:
+    """Bilinear (half-pixel, no antialias) resize of the last axis, as jax.image.resize."""
+    n = x.shape[-1]
+    pos = (np.arange(bins) + 0.5) * n / bins - 0.5
+    lo = np.clip(np.floor(pos).astype(int), 0, n - 1)
+    hi = np.clip(lo + 1, 0, n - 1)
+    frac = (pos - np.floor(pos)).astype(np.float32)
+    return x[..., lo] * (1 - frac) + x[..., hi] * frac
+
+
+def batch_positions(n_train: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """Positions into the training list for ``step`` (see the module docstring)."""
+    flat = np.arange(step * batch_size, (step + 1) * batch_size)
+    passes = flat // n_train
+    out = np.empty(batch_size, np.int64)
+    for p in np.unique(passes):
+        order = np.random.default_rng([seed, int(p)]).permutation(n_train)
+        out[passes == p] = order[flat[passes == p] % n_train]
+    return out
+
+
+class TrainBatches:
+    """Background thread that prepares the stacked batches of K models, steps [start, stop).
+
+    Yields ``(x (K, B, freq, time, C), y (K, B, 4))`` numpy arrays; ``wait_seconds`` adds up the
+    time the consumer spent blocked on data.
+    """
+
+    def __init__(self, inputs: ModelInputs, labels: np.ndarray, train_indices: list[np.ndarray],
+                 batch_size: int, seeds: list[int], start: int, stop: int, prefetch: int = 3):
+        self.inputs, self.labels = inputs, labels
+        self.train_indices, self.batch_size, self.seeds = train_indices, batch_size, seeds
+        self.start, self.stop = start, stop
+        self.wait_seconds = 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+        self._thread.start()
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = [train[batch_positions(len(train), self.batch_size, step, seed)]
+               for train, seed in zip(self.train_indices, self.seeds)]
+        x = np.stack([self.inputs.get(i) for i in idx])
+        y = np.stack([self.labels[i] for i in idx])
+        return x, y
+
+    def _produce(self) -> None:
+        try:
+            for step in range(self.start, self.stop):
+                item = self.batch(step)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as err:  # surfaced in the consumer
+            self._queue.put(err)
+
+    def __iter__(self):
+        for _ in range(self.start, self.stop):
+            began = time.perf_counter()
+            item = self._queue.get()
+            self.wait_seconds += time.perf_counter() - began
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def padded_batches(indices: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-shape evaluation batches: ``(nb, B)`` indices (padded with the first) and a mask."""
+    nb = max(1, math.ceil(len(indices) / batch_size))
+    padded = np.full(nb * batch_size, indices[0], dtype=np.int64)
+    padded[: len(indices)] = indices
+    mask = np.zeros(nb * batch_size, np.float32)
+    mask[: len(indices)] = 1
+    return padded.reshape(nb, batch_size), mask.reshape(nb, batch_size)

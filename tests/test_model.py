@@ -1,0 +1,61 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mer_jax.model import CRNN, ModelConfig, count_params, init_params, param_shapes
+from mer_jax.training.config import load_config
+
+
+@pytest.mark.parametrize("channels, lstm_over, expected", [
+    (1, "channels", 5_966_116),   # the paper's count
+    (4, "channels", 5_970_916),
+    (1, "time", 6_427_940),
+])
+def test_paper_parameter_counts(channels, lstm_over, expected):
+    shapes = param_shapes(ModelConfig(lstm_over=lstm_over), (129, 2048, channels))
+    assert count_params(shapes) == expected
+
+
+def test_paper_config_file_is_the_paper_model():
+    config = load_config("configs/paper.py")
+    assert config.model == ModelConfig() and config.time_bins == 2048
+    assert (config.batch_size, config.learning_rate, config.epochs, config.eval_every) == (8, 1e-4, 4, 7)
+
+
+def test_small_config_keeps_the_topology_and_runs():
+    config = load_config("configs/small.py")
+    assert len(config.model.conv_channels) == 5 and config.model.kernels == (5, 5, 5, 5, 3)
+    params = init_params(config.model, (129, config.time_bins, 4), jax.random.PRNGKey(0))
+    x = jnp.ones((3, 129, config.time_bins, 4))
+    out = jax.jit(lambda p, x: CRNN(config.model).apply({"params": p}, x, train=False))(params, x)
+    assert out.shape == (3, 4) and jnp.all(jnp.isfinite(out))
+    # the LSTMs run over the channel axis: their first input size is the time length left
+    lstm_in = params["lstm_0"]["ii"]["kernel"].shape[0]
+    assert lstm_in == 5  # 256 time bins -> 5 after five blocks
+
+
+def test_softplus_head_gives_positive_stds():
+    config = ModelConfig(conv_channels=((4, 4),) * 5, lstm_units=(4, 4, 4), dense_units=(4, 4, 4),
+                         std_activation="softplus")
+    params = init_params(config, (129, 128, 1), jax.random.PRNGKey(1))
+    x = jax.random.normal(jax.random.PRNGKey(2), (6, 129, 128, 1)) * 50
+    out = np.asarray(jax.jit(lambda p, x: CRNN(config).apply({"params": p}, x, train=False))(params, x))
+    assert np.all(out[:, 2:] > 0)
+
+
+def test_wrong_frequency_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="129 frequency bins"):
+        init_params(ModelConfig(conv_channels=((4, 4),) * 5), (200, 128, 1), jax.random.PRNGKey(0))
+
+
+def test_dropout_only_in_training():
+    config = ModelConfig(conv_channels=((4, 4),) * 5, lstm_units=(4, 4, 4), dense_units=(4, 4, 4),
+                         dropout=0.5)
+    params = init_params(config, (129, 128, 1), jax.random.PRNGKey(0))
+    x = jnp.ones((2, 129, 128, 1))
+    train = jax.jit(lambda p, key: CRNN(config).apply({"params": p}, x, train=True,
+                                                       rngs={"dropout": key}))
+    test = jax.jit(lambda p: CRNN(config).apply({"params": p}, x, train=False))
+    assert not jnp.allclose(train(params, jax.random.PRNGKey(1)), train(params, jax.random.PRNGKey(2)))
+    np.testing.assert_array_equal(test(params), test(params))

@@ -1,0 +1,157 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import TINY_OVERRIDES
+from mer_jax import evaluate
+from mer_jax.predictions import read_iterations
+from mer_jax.store import FeatureStore
+from mer_jax.training import data, steps
+from mer_jax.training.config import apply_overrides, load_config
+from mer_jax.training.loop import train_and_evaluate
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    return apply_overrides(load_config("configs/small.py"), TINY_OVERRIDES)
+
+
+def test_dry_run_prints_the_papers_parameter_count():
+    result = subprocess.run([sys.executable, "-m", "mer_jax.train", "--config", "configs/paper.py",
+                             "--mode", "mixed", "--dry-run"], capture_output=True, text=True,
+                            check=True)
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "params: 5966116" and "(129, 2048, 1)" in lines[-2]
+
+
+def test_overrides_are_typed_and_checked(tiny_config):
+    assert tiny_config.model.lstm_units == (8, 8, 8) and tiny_config.time_bins == 128
+    with pytest.raises(KeyError, match="unknown config field"):
+        apply_overrides(tiny_config, ["model.nope=1"])
+
+
+def _random_batch(models, config, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 2, (models, config.batch_size, 129, config.time_bins, channels)).astype(np.float32)
+    y = rng.uniform(0, 1, (models, config.batch_size, 4)).astype(np.float32)
+    return x, y
+
+
+def _states(config, models, channels=1):
+    trees = [steps.create_state(config.model, (129, config.time_bins, channels),
+                                jax.random.PRNGKey(k), config.learning_rate) for k in range(models)]
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def test_train_step_compiles_once_and_donates_state(tiny_config):
+    traces = []
+
+    def counted(state, batch, rng):
+        traces.append(1)
+        return steps.train_step(state, batch, rng, model_config=tiny_config.model,
+                                learning_rate=tiny_config.learning_rate, loss="mse")
+
+    step = jax.jit(steps.over_models(counted, 2, 1), donate_argnums=0)
+    state = _states(tiny_config, 2)
+    for k in range(3):
+        old_leaf = jax.tree_util.tree_leaves(state.params)[0]
+        state, metrics = step(state, _random_batch(2, tiny_config, seed=k),
+                              jax.random.split(jax.random.PRNGKey(k), 2))
+        assert old_leaf.is_deleted()  # donated
+        assert metrics["loss"].shape == (2,) and np.all(np.isfinite(metrics["loss"]))
+    assert len(traces) == 1 and int(state.step[0]) == 3
+
+
+def test_sequential_and_vmapped_models_agree(tiny_config):
+    batch = _random_batch(2, tiny_config, seed=5)
+    rngs = jax.random.split(jax.random.PRNGKey(9), 2)
+    results = []
+    for chunk in (1, 2):
+        train, _, _ = steps.compiled_steps(tiny_config.model, 1e-3, "mse", 2, chunk)
+        state, metrics = train(_states(tiny_config, 2), batch, rngs)
+        results.append((np.asarray(metrics["loss"]), jax.tree_util.tree_leaves(state.params)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_gaussian_kl_loss_trains(tiny_config):
+    config = apply_overrides(tiny_config, ["loss='gaussian_kl'", "model.std_activation='softplus'"])
+    train, _, _ = steps.compiled_steps(config.model, 1e-3, config.loss, 1, 1)
+    x, y = _random_batch(1, config, seed=1)
+    y[..., 2:] = 0.15
+    state, metrics = train(_states(config, 1), (x, y), jax.random.split(jax.random.PRNGKey(0), 1))
+    assert np.isfinite(metrics["loss"]).all() and np.isfinite(metrics["grad_norm"]).all()
+
+
+def test_batches_are_a_pure_function_of_the_step():
+    a = data.batch_positions(10, 4, step=2, seed=3)
+    assert np.array_equal(a, data.batch_positions(10, 4, step=2, seed=3))
+    # steps 0-1 and the first half of step 2 cover the first pass: every song once
+    first_pass = np.concatenate([data.batch_positions(10, 4, s, 3) for s in range(3)])[:10]
+    assert sorted(first_pass) == list(range(10))
+
+
+def test_splits_are_saved_and_reused(tmp_path):
+    ids = [str(i) for i in range(20)]
+    splits = data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=1)
+    assert [len(s["test"]) for s in splits] == [4, 4, 4]
+    assert all(not set(s["train"]) & set(s["test"]) for s in splits)
+    assert splits[0]["test"] != splits[1]["test"]
+    assert data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, seed=1) == splits[:2]
+    with pytest.raises(ValueError, match="other splits"):
+        data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=2)
+
+
+def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path):
+    first = train_and_evaluate(tiny_config, tiny_store, tmp_path / "a", "sep", progress=False)
+    work = tmp_path / "a"
+    assert [p.name for p in first.predictions] == ["sep_iteration_1.csv", "sep_iteration_2.csv"]
+    for name in ("splits.json", "metrics_sep.jsonl", "loss_sep.png", "run_sep.json"):
+        assert (work / name).is_file(), name
+    run = json.loads((work / "run_sep.json").read_text())
+    assert len(run["git_commit"]) == 40 and run["config"]["time_bins"] == 128
+    assert (work / "models" / "sep_iteration_2" / "model.json").is_file()
+    rows = [json.loads(line) for line in (work / "metrics_sep.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in rows} == {"train", "val"} and len(rows[0]["loss"]) == 2
+    # the tables are the evaluation's format (a barely trained linear head can emit sigma <= 0,
+    # which the evaluation refuses unless told to clamp)
+    evaluation = evaluate.evaluate_iterations(read_iterations(first.predictions), min_std=1e-3)
+    assert [r["iteration"] for r in evaluation.stats_rows] == [1, 2]
+    assert np.isfinite(evaluation.stats_rows[0]["E_sep"])
+    second = train_and_evaluate(tiny_config, tiny_store, tmp_path / "b", "sep", progress=False)
+    for a, b in zip(first.predictions, second.predictions):
+        assert a.read_bytes() == b.read_bytes()  # same seed, same predictions
+
+
+def test_killed_run_resumes_to_identical_predictions(tiny_store, tmp_path):
+    overrides = [f"--set={o}" for o in TINY_OVERRIDES + ["epochs=4", "checkpoint_every=2"]]
+    command = [sys.executable, "-m", "mer_jax.train", "--mode", "mixed", "--config",
+               "configs/small.py", "--store", str(tiny_store), *overrides]
+    subprocess.run(command + ["--workdir", str(tmp_path / "full")], check=True,
+                   capture_output=True)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command + ["--workdir", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    checkpoints = killed / "checkpoints" / "mixed"
+    while time.time() < deadline and not any(
+            p.name.isdigit() for p in (checkpoints.iterdir() if checkpoints.is_dir() else [])):
+        time.sleep(0.05)  # wait for a finalized checkpoint (orbax renames it to its step)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "predictions").exists()  # it really died mid-training
+    subprocess.run(command + ["--workdir", str(killed)], check=True, capture_output=True)
+    run = json.loads((killed / "run_mixed.json").read_text())
+    assert run["resumed_from_step"] >= 2
+    for n in (1, 2):
+        name = f"predictions/mixed_iteration_{n}.csv"
+        assert (killed / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
