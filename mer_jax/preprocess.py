@@ -93,6 +93,14 @@ def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config
     return Path(cache_dir) / f"{stem}-{config.separator}-{config_hash}.zarr", config_hash
 
 
+def mixed_inputs_hash(config: PreprocessConfig, dataset: Dataset) -> str:
+    """Identifies the "mixed" features alone: everything but the separator. Two stores with the
+    same value hold identical mixed spectrograms and openSMILE features."""
+    fields = {k: v for k, v in config.to_dict().items() if k != "separator"}
+    key = json.dumps({"config": fields, "dataset": dataset_fingerprint(dataset)}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def process_song(clip: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> dict:
     """Features of one song from its clip ``(channels, n)`` and stems ``(4, n)``."""
     mono = audio_io.to_mono(clip)
@@ -151,6 +159,7 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
             time_bins=config.spectrogram.time_bins, samples=config.clip_samples,
             opensmile=opensmile_features.N_FEATURES)
         attrs = {"config": config.to_dict(), "config_hash": config_hash,
+                 "mixed_hash": mixed_inputs_hash(config, dataset),
                  "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve())},
                  "skipped": {s.song_id: s.reason for s in dataset.skipped},
                  "stems": list(store_lib.STEMS),

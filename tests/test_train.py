@@ -52,43 +52,62 @@ def _states(config, models, channels=1):
 
 
 def test_train_step_compiles_once_and_donates_state(tiny_config):
-    traces = []
-
-    def counted(state, batch, rng):
-        traces.append(1)
-        return steps.train_step(state, batch, rng, model_config=tiny_config.model,
-                                learning_rate=tiny_config.learning_rate, loss="mse")
-
-    step = jax.jit(steps.over_models(counted, 2, 1), donate_argnums=0)
-    state = _states(tiny_config, 2)
+    trainer = steps.MultiModel(tiny_config.model, tiny_config.learning_rate, "mse", 2, 1)
+    groups = trainer.split(_states(tiny_config, 2))
     for k in range(3):
-        old_leaf = jax.tree_util.tree_leaves(state.params)[0]
-        state, metrics = step(state, _random_batch(2, tiny_config, seed=k),
-                              jax.random.split(jax.random.PRNGKey(k), 2))
-        assert old_leaf.is_deleted()  # donated
+        old_leaf = jax.tree_util.tree_leaves(groups[0].params)[0]
+        x, y = _random_batch(2, tiny_config, seed=k)
+        groups, metrics = trainer.train(groups, x, y, jax.random.split(jax.random.PRNGKey(k), 2))
+        assert old_leaf.is_deleted()  # the state is donated
         assert metrics["loss"].shape == (2,) and np.all(np.isfinite(metrics["loss"]))
-    assert len(traces) == 1 and int(state.step[0]) == 3
+    assert trainer._train._cache_size() == 1  # fixed shapes: one trace for every call and group
+    assert trainer.merge(groups).step.tolist() == [3, 3]
 
 
-def test_sequential_and_vmapped_models_agree(tiny_config):
-    batch = _random_batch(2, tiny_config, seed=5)
+def test_one_vmapped_group_equals_groups_of_one(tiny_config):
+    x, y = _random_batch(2, tiny_config, seed=5)
     rngs = jax.random.split(jax.random.PRNGKey(9), 2)
     results = []
     for chunk in (1, 2):
-        train, _, _ = steps.compiled_steps(tiny_config.model, 1e-3, "mse", 2, chunk)
-        state, metrics = train(_states(tiny_config, 2), batch, rngs)
-        results.append((np.asarray(metrics["loss"]), jax.tree_util.tree_leaves(state.params)))
+        trainer = steps.MultiModel(tiny_config.model, 1e-3, "mse", 2, chunk)
+        groups, metrics = trainer.train(trainer.split(_states(tiny_config, 2)), x, y, rngs)
+        results.append((np.asarray(metrics["loss"]),
+                        jax.tree_util.tree_leaves(trainer.merge(groups).params)))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_model_axis_is_sharded_over_several_devices(tmp_path):
+    """Two virtual CPU devices: a group of 2 models is split one model per device."""
+    script = (
+        "import jax, numpy as np\n"
+        "from conftest import TINY_OVERRIDES\n"
+        "from mer_jax.training import steps\n"
+        "from mer_jax.training.config import apply_overrides, load_config\n"
+        "c = apply_overrides(load_config('configs/small.py'), TINY_OVERRIDES)\n"
+        "trainer = steps.MultiModel(c.model, 1e-3, 'mse', 2, 2)\n"
+        "states = [steps.create_state(c.model, (129, 128, 1), jax.random.PRNGKey(k), 1e-3) for k in range(2)]\n"
+        "groups = trainer.split(jax.tree_util.tree_map(lambda *a: jax.numpy.stack(a), *states))\n"
+        "x = np.ones((2, 8, 129, 128, 1), np.float32); y = np.full((2, 8, 4), .5, np.float32)\n"
+        "groups, m = trainer.train(groups, x, y, jax.random.split(jax.random.PRNGKey(0), 2))\n"
+        "leaf = jax.tree_util.tree_leaves(groups[0].params)[0]\n"
+        "print(len(jax.devices()), len(leaf.sharding.device_set), np.isfinite(m['loss']).all())\n")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parent),
+                                          os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["2", "2", "True"]
+
+
 def test_gaussian_kl_loss_trains(tiny_config):
     config = apply_overrides(tiny_config, ["loss='gaussian_kl'", "model.std_activation='softplus'"])
-    train, _, _ = steps.compiled_steps(config.model, 1e-3, config.loss, 1, 1)
+    trainer = steps.MultiModel(config.model, 1e-3, config.loss, 1, 1)
     x, y = _random_batch(1, config, seed=1)
     y[..., 2:] = 0.15
-    state, metrics = train(_states(config, 1), (x, y), jax.random.split(jax.random.PRNGKey(0), 1))
+    groups, metrics = trainer.train(trainer.split(_states(config, 1)), x, y,
+                                    jax.random.split(jax.random.PRNGKey(0), 1))
     assert np.isfinite(metrics["loss"]).all() and np.isfinite(metrics["grad_norm"]).all()
 
 

@@ -76,7 +76,10 @@ class MetricsLog:
 
 def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
                        workdir: os.PathLike | str, mode: str, iterations: int | None = None,
-                       progress: bool = True) -> RunResult:
+                       progress: bool = True, splits_path: os.PathLike | str | None = None
+                       ) -> RunResult:
+    """Train ``iterations`` (default: config.iterations) models of ``mode`` on their Monte-Carlo
+    splits (``splits_path``, default WORKDIR/splits.json; created if missing, else reused)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(store_path)
@@ -84,7 +87,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     ids = [store.ids[i] for i in done]
     index_of = {store.ids[i]: int(i) for i in done}
     k_models = iterations or config.iterations
-    splits = data.load_or_create_splits(workdir / "splits.json", ids, k_models,
+    splits = data.load_or_create_splits(splits_path or workdir / "splits.json", ids, k_models,
                                         config.test_fraction, config.split_seed)
     train_idx = [np.array([index_of[s] for s in split["train"]]) for split in splits]
     test_idx = [np.array([index_of[s] for s in split["test"]]) for split in splits]
@@ -95,8 +98,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     steps_per_epoch = config.steps_per_epoch or math.ceil(n_train / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     chunk = config.models_in_parallel or steps.default_chunk(k_models)
-    train_fn, eval_fn, predict_fn = steps.compiled_steps(
-        config.model, config.learning_rate, config.loss, k_models, chunk)
+    trainer = steps.MultiModel(config.model, config.learning_rate, config.loss, k_models, chunk)
 
     root_key = jax.random.PRNGKey(config.seed)
     init_keys = [jax.random.fold_in(jax.random.fold_in(root_key, 0), it) for it in range(k_models)]
@@ -110,6 +112,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     start = checkpoints.latest_step() or 0
     if start:
         state = checkpoints.restore(start, args=ocp.args.StandardRestore(state))
+    groups = trainer.split(state)
+    del state
     log = MetricsLog(workdir / f"metrics_{mode}.jsonl", start)
     record = {"mode": mode, "config": config.to_dict(), "store": str(Path(store_path).resolve()),
               "store_config_hash": store.attrs.get("config_hash"), "iterations": k_models,
@@ -121,12 +125,12 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     eval_idx = np.stack([b[0] for b in eval_batches])        # (K, nb, B)
     eval_mask = np.stack([b[1] for b in eval_batches])
 
-    def validation_loss(params) -> np.ndarray:
+    def validation_loss(groups) -> np.ndarray:
         total, count = np.zeros(k_models), np.zeros(k_models)
         for b in range(eval_idx.shape[1]):
             x = np.stack([inputs.get(eval_idx[k, b]) for k in range(k_models)])
             y = np.stack([labels[eval_idx[k, b]] for k in range(k_models)])
-            s, c = eval_fn(params, (x, y, eval_mask[:, b]))
+            s, c = trainer.evaluate(groups, x, y, eval_mask[:, b])
             total += np.asarray(s)
             count += np.asarray(c)
         return total / count
@@ -142,17 +146,17 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
             began = time.perf_counter()
             rngs = jnp.stack([jax.random.fold_in(jax.random.fold_in(dropout_key, it), step)
                               for it in range(k_models)])
-            state, metrics = train_fn(state, (x, y), rngs)
+            groups, metrics = trainer.train(groups, x, y, rngs)
             losses = np.asarray(metrics["loss"])
             if step > start:  # the first step of a process includes compilation
                 step_time += time.perf_counter() - began
                 timed_steps += 1
             log.write(step=step + 1, kind="train", loss=losses.tolist())
             if (step + 1) % config.eval_every == 0 or step + 1 == total_steps:
-                log.write(step=step + 1, kind="val", loss=validation_loss(state.params).tolist())
+                log.write(step=step + 1, kind="val", loss=validation_loss(groups).tolist())
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == total_steps:
                 log.flush()
-                checkpoints.save(step + 1, args=ocp.args.StandardSave(state))
+                checkpoints.save(step + 1, args=ocp.args.StandardSave(trainer.merge(groups)))
                 checkpoints.wait_until_finished()
             bar.set_postfix(loss=f"{losses.mean():.4f}")
             bar.update()
@@ -162,9 +166,9 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
         log.close()
     checkpoints.wait_until_finished()
 
-    predictions = _write_predictions(workdir, mode, splits, test_idx, inputs, labels,
-                                     state.params, predict_fn, config.batch_size)
-    _export_models(workdir, mode, state.params, config, inputs.shape, splits)
+    predictions = _write_predictions(workdir, mode, splits, test_idx, inputs, labels, groups,
+                                     trainer, config.batch_size)
+    _export_models(workdir, mode, trainer.merge(groups).params, config, inputs.shape, splits)
     from mer_jax import plots
     plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
                       title=f"CRNN ({mode}): mean loss over {k_models} iterations")
@@ -177,7 +181,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
                      wait_fraction)
 
 
-def _write_predictions(workdir, mode, splits, test_idx, inputs, labels, params, predict_fn,
+def _write_predictions(workdir, mode, splits, test_idx, inputs, labels, groups, trainer,
                        batch_size) -> list[Path]:
     k_models = len(splits)
     batches = [data.padded_batches(t, batch_size) for t in test_idx]
@@ -185,7 +189,7 @@ def _write_predictions(workdir, mode, splits, test_idx, inputs, labels, params, 
     outputs = []
     for b in range(idx.shape[1]):
         x = np.stack([inputs.get(idx[k, b]) for k in range(k_models)])
-        outputs.append(np.asarray(predict_fn(params, x)))
+        outputs.append(np.asarray(trainer.predict(groups, x)))
     stacked = np.concatenate(outputs, axis=1)                # (K, nb * B, 4)
     paths = []
     for k, split in enumerate(splits):

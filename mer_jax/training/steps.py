@@ -1,11 +1,7 @@
-"""Pure training and evaluation steps, and their multi-model form.
+"""Pure training and evaluation steps, and the multi-model trainer built on them.
 
-``train_step(state, batch, rng) -> (state, metrics)`` is one Adam step of one model.
-``over_models(fn, k, chunk)`` maps any such function over a leading model axis of size k: chunks
-of ``chunk`` models are vmapped together and the chunks run one after another (``lax.map``) inside
-the same compiled program. chunk = k is a plain vmap (fast on accelerators); chunk = 1 runs the
-models sequentially, which on XLA:CPU is as fast per model as separate runs and needs the scratch
-memory of one model only.
+``train_step(state, batch, rng) -> (state, metrics)`` is one Adam step of one model;
+:class:`MultiModel` advances K models together with one compiled, vmapped program.
 """
 from __future__ import annotations
 
@@ -80,35 +76,80 @@ def eval_loss(params: dict, batch: tuple, *, model_config: ModelConfig, loss: st
     return loss_value(prediction, y, loss, mask) * jnp.sum(mask), jnp.sum(mask)
 
 
-def over_models(fn, models: int, chunk: int):
-    """Map ``fn`` (all arguments and outputs pytrees) over a leading axis of ``models``."""
-    if models % chunk:
-        raise ValueError(f"{models} models cannot be split in chunks of {chunk}")
-    vectorized = jax.vmap(fn)
-    if chunk == models:
-        return vectorized
-
-    def mapped(*args):
-        grouped = jax.tree_util.tree_map(
-            lambda a: a.reshape(models // chunk, chunk, *a.shape[1:]), args)
-        out = jax.lax.map(lambda group: vectorized(*group), grouped)
-        return jax.tree_util.tree_map(lambda a: a.reshape(models, *a.shape[2:]), out)
-
-    return mapped
-
-
 def default_chunk(models: int) -> int:
-    """1 on CPU (sequential inside one program), all models on GPU/TPU."""
+    """Models per compiled call: 1 on CPU, all of them on GPU/TPU."""
     return models if jax.default_backend() != "cpu" else 1
 
 
-def compiled_steps(model_config: ModelConfig, learning_rate: float, loss: str, models: int,
-                   chunk: int):
-    """The jitted multi-model (train, eval, predict) functions; state is donated to train."""
-    train = functools.partial(train_step, model_config=model_config,
-                              learning_rate=learning_rate, loss=loss)
-    evaluate = functools.partial(eval_loss, model_config=model_config, loss=loss)
-    forward = functools.partial(predict, model_config=model_config)
-    return (jax.jit(over_models(train, models, chunk), donate_argnums=0),
-            jax.jit(over_models(evaluate, models, chunk)),
-            jax.jit(over_models(forward, models, chunk)))
+class MultiModel:
+    """K models (one per Monte-Carlo split or seed) trained in lockstep by one compiled program.
+
+    The program is the vmapped step of ``chunk`` models; the K models are held as K / chunk
+    stacked groups and the program is called once per group. chunk = K is one vmapped call
+    (accelerators; with several devices the model axis is sharded over them). chunk = 1 is the
+    CPU default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model step runs 2-4x
+    slower per model than separate calls (benchmarks/multi_model.py), so the group of one model
+    reuses the single compiled program K times, keeps the speed of sequential training and the
+    scratch memory of one model: ``chunk`` bounds memory.
+    """
+
+    def __init__(self, model_config: ModelConfig, learning_rate: float, loss: str, models: int,
+                 chunk: int):
+        if chunk < 1 or models % chunk:
+            raise ValueError(f"{models} models cannot be split in groups of {chunk}")
+        self.models, self.chunk = models, chunk
+        self.sharding = _model_sharding(chunk)
+        train = functools.partial(train_step, model_config=model_config,
+                                  learning_rate=learning_rate, loss=loss)
+        evaluate = functools.partial(eval_loss, model_config=model_config, loss=loss)
+        forward = functools.partial(predict, model_config=model_config)
+        # a group of one model is the plain single-model program (no model axis at all)
+        batched = jax.vmap if chunk > 1 else (lambda fn: fn)
+        self._train = jax.jit(batched(train), donate_argnums=0)
+        self._eval = jax.jit(batched(evaluate))
+        self._predict = jax.jit(batched(forward))
+
+    def _slices(self):
+        if self.chunk == 1:
+            return list(range(self.models))
+        return [slice(g * self.chunk, (g + 1) * self.chunk)
+                for g in range(self.models // self.chunk)]
+
+    def _place(self, tree):
+        return jax.device_put(tree, self.sharding) if self.sharding is not None else tree
+
+    def split(self, stacked):
+        """A stacked pytree (K, ...) -> list of K / chunk groups (chunk, ...), or of K
+        single-model pytrees when chunk = 1."""
+        return [self._place(jax.tree_util.tree_map(lambda a: a[s], stacked))
+                for s in self._slices()]
+
+    def merge(self, groups):
+        """Inverse of :meth:`split` (also for per-group outputs such as metrics)."""
+        join = jnp.stack if self.chunk == 1 else jnp.concatenate
+        return jax.tree_util.tree_map(lambda *a: join(a), *groups)
+
+    def train(self, groups: list, x, y, rngs) -> tuple[list, dict]:
+        """One step of every model: x (K, B, ...), y (K, B, 4), rngs (K, 2)."""
+        out = [self._train(g, self._place((x[s], y[s])), self._place(rngs[s]))
+               for g, s in zip(groups, self._slices())]
+        return [o[0] for o in out], self.merge([o[1] for o in out])
+
+    def evaluate(self, groups: list, x, y, mask):
+        """(summed loss (K,), count (K,)) over one masked batch per model."""
+        out = [self._eval(g.params, self._place((x[s], y[s], mask[s])))
+               for g, s in zip(groups, self._slices())]
+        return self.merge(out)
+
+    def predict(self, groups: list, x):
+        return self.merge([self._predict(g.params, self._place(x[s]))
+                           for g, s in zip(groups, self._slices())])
+
+
+def _model_sharding(chunk: int):
+    """Shard the model axis over all devices when there are several and they divide it."""
+    devices = jax.devices()
+    if len(devices) < 2 or chunk % len(devices):
+        return None
+    mesh = jax.sharding.Mesh(devices, ("models",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models"))

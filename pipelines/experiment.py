@@ -1,0 +1,205 @@
+"""The whole experiment: preprocess -> CRNN mixed and sep -> Random Forest mixed and sep ->
+evaluation -> report. Prints the report's path on its last line.
+
+    python -m pipelines.experiment --config configs/NAME.py --data-dir DIR --workdir WORK \
+        [--separator spleeter4|oracle] [--cache-dir cache] [--iterations K] [--clip-seconds 45]
+
+WORK/splits.json          the Monte-Carlo splits, shared by the CRNN and the Random Forest
+WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
+WORK/rf/predictions/      the forests' prediction tables
+WORK/evaluation/{crnn,rf} per-song KL, stats.csv, metrics.csv, histograms
+WORK/report/              table1_crnn.csv, table2_rf.csv, figures 2-4 and report.md
+Finished stages are recorded in WORK/stages.json and skipped on rerun; an interrupted stage
+resumes (preprocessing per song, training from its latest checkpoint, forests per iteration).
+Full reproduction on PMEmo: ``--data-dir /path/to/PMEmo2019 --config configs/paper.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mer_jax import audio as audio_io
+from mer_jax import evaluate, forest, report
+from mer_jax.predictions import read_iterations
+from mer_jax.preprocess import PreprocessConfig, preprocess
+from mer_jax.separation import SEPARATORS
+from mer_jax.store import FeatureStore
+from mer_jax.training import data
+from mer_jax.training.config import TrainConfig, apply_overrides, load_config
+from mer_jax.training.loop import train_and_evaluate
+
+DEFAULT_MIN_STD = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSettings:
+    config: TrainConfig
+    data_dir: Path
+    workdir: Path
+    separator: str = "spleeter4"
+    cache_dir: Path = Path("cache")
+    clip_seconds: float = audio_io.CLIP_SECONDS
+    iterations: int | None = None
+    workers: int = 1
+    median: str = "true"
+    min_std: float = DEFAULT_MIN_STD
+
+
+class Stages:
+    """WORK/stages.json: name -> key of the inputs it was done with."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done = json.loads(path.read_text()) if path.is_file() else {}
+
+    def is_done(self, name: str, key: str) -> bool:
+        return self.done.get(name) == key
+
+    def mark(self, name: str, key: str) -> None:
+        self.done[name] = key
+        self.path.write_text(json.dumps(self.done, indent=1) + "\n")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def clamped_count(tables, min_std: float) -> int:
+    return int(sum(np.sum(p[:, 2:] < min_std) for t in tables for p in t.predictions.values()))
+
+
+def _reuse(stage: str, key: str, source: Path | None, work: Path, patterns: list[str],
+           stages: Stages) -> bool:
+    """Copy a stage's outputs from another experiment that did it with the same key."""
+    if not patterns or source is None or not Stages(source / "stages.json").is_done(stage, key):
+        return False
+    for pattern in patterns:
+        for path in source.glob(pattern):
+            target = work / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                shutil.copytree(path, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(path, target)
+    stages.mark(stage, key)
+    return True
+
+
+def stage_keys(store: FeatureStore, config: TrainConfig, k_models: int, splits) -> dict:
+    """Keys of the four model stages; the "mixed" ones do not depend on the separator."""
+    keys = {}
+    for mode in data.MODES:
+        features = store.attrs["mixed_hash"] if mode == "mixed" else store.attrs["config_hash"]
+        keys[f"crnn_{mode}"] = _key("crnn", mode, features, config.to_dict(), k_models, splits)
+        keys[f"rf_{mode}"] = _key("rf", mode, features,
+                                  dataclasses.asdict(forest.ForestConfig()), splits)
+    return keys
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentResult:
+    report: Path
+    store: Path
+
+
+def run_experiment(settings: ExperimentSettings, progress: bool = True,
+                   reuse_mixed_from: Path | None = None) -> ExperimentResult:
+    """Run (or resume) the experiment. ``reuse_mixed_from``: another experiment's workdir whose
+    "mixed" results were made from the same mixed features (e.g. the same dataset with another
+    separator); they are copied instead of recomputed."""
+    work = settings.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    stages = Stages(work / "stages.json")
+    config = settings.config
+    k_models = settings.iterations or config.iterations
+
+    store_path = preprocess(settings.data_dir, PreprocessConfig.for_clip(
+        settings.separator, settings.clip_seconds), settings.cache_dir, settings.workers,
+        progress=progress)
+    store = FeatureStore(store_path)
+    ids = [store.ids[i] for i in store.done]
+    splits = data.load_or_create_splits(work / "splits.json", ids, k_models, config.test_fraction,
+                                        config.split_seed)
+    keys = stage_keys(store, config, k_models, splits)
+    reusable = {"crnn_mixed": ["crnn/predictions/mixed_*", "crnn/*_mixed.*", "crnn/models/mixed_*"],
+                "rf_mixed": ["rf/predictions/mixed_*"]}
+    for mode in data.MODES:
+        stage = f"crnn_{mode}"
+        if stages.is_done(stage, keys[stage]) or _reuse(
+                stage, keys[stage], reuse_mixed_from, work, reusable.get(stage, []), stages):
+            continue
+        train_and_evaluate(config, store_path, work / "crnn", mode, k_models,
+                           progress=progress, splits_path=work / "splits.json")
+        stages.mark(stage, keys[stage])
+    for mode in data.MODES:
+        stage = f"rf_{mode}"
+        if stages.is_done(stage, keys[stage]) or _reuse(
+                stage, keys[stage], reuse_mixed_from, work, reusable.get(stage, []), stages):
+            continue
+        forest.train_forests(store_path, splits, mode, work / "rf" / "predictions",
+                             progress=progress)
+        stages.mark(stage, keys[stage])
+
+    evaluations, clamped = {}, {}
+    for model, folder in (("CRNN", work / "crnn" / "predictions"),
+                          ("RF", work / "rf" / "predictions")):
+        tables = read_iterations(sorted(folder.glob("*_iteration_*.csv")))
+        clamped[model] = clamped_count(tables, settings.min_std)
+        evaluations[model] = evaluate.evaluate_iterations(tables, settings.median, settings.min_std)
+        evaluate.write_evaluation(evaluations[model], work / "evaluation" / model.lower(),
+                                  title=f"{model}: KL divergence, mixed vs sep")
+    failures = store.failures()
+    notes = [f"data: {settings.data_dir} ({len(ids)} songs preprocessed, {len(failures)} failed, "
+             f"{len(store.attrs.get('skipped', {}))} skipped by the reader); store {store_path}",
+             f"separator: {settings.separator}; clip {settings.clip_seconds:g} s; "
+             f"{k_models} Monte-Carlo iterations, test fraction {config.test_fraction}",
+             f"CRNN config: {config.to_dict()}",
+             f"predicted standard deviations below {settings.min_std} are clamped to it before "
+             f"the KL (CRNN: {clamped['CRNN']} values, RF: {clamped['RF']} values); the "
+             f"paper's linear output layer can emit sigma <= 0",
+             f"medians: {settings.median} (--median paper for the authors' convention)"]
+    report_path = report.write_report(
+        work / "report", evaluations,
+        {m: work / "crnn" / f"loss_{m}.png" for m in data.MODES},
+        title=f"Mixed vs separated inputs: {Path(settings.data_dir).name}, "
+              f"separator {settings.separator}", notes=notes)
+    return ExperimentResult(report_path, Path(store_path))
+
+
+def parse_args(argv=None) -> ExperimentSettings:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--separator", choices=SEPARATORS, default="spleeter4")
+    parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
+    parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1, help="preprocessing processes")
+    parser.add_argument("--median", choices=("true", "paper"), default="true")
+    parser.add_argument("--min-std", type=float, default=DEFAULT_MIN_STD)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = apply_overrides(load_config(args.config), args.overrides)
+    return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
+                              args.clip_seconds, args.iterations, args.workers, args.median,
+                              args.min_std)
+
+
+def main(argv=None) -> int:
+    result = run_experiment(parse_args(argv))
+    print(result.report.resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

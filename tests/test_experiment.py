@@ -1,0 +1,123 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY_OVERRIDES
+from mer_jax import forest, report, stats
+from mer_jax.predictions import read_iterations
+from mer_jax.store import FeatureStore
+from mer_jax.training import data
+from pipelines import experiment
+
+HEADER = "iteration,E_mixed,E_sep,M_mixed,M_sep,W_mixed_sep"
+
+
+def test_forest_is_the_papers():
+    model = forest.make_forest(forest.ForestConfig(), iteration=3)
+    params = model.get_params()
+    assert params["n_estimators"] == 100 and params["criterion"] == "squared_error"
+    assert params["max_features"] is None and params["min_samples_split"] == 2
+    assert params["min_samples_leaf"] == 1 and params["max_depth"] is None
+    assert params["n_jobs"] == -1 and params["random_state"] == 3
+
+
+def test_forests_use_the_shared_splits(tiny_store, tmp_path):
+    store = FeatureStore(tiny_store)
+    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    paths = forest.train_forests(tiny_store, splits, "sep", tmp_path / "rf", progress=False)
+    tables = read_iterations(paths)
+    for table, split in zip(tables, splits):
+        assert list(table.song_ids) == split["test"] and list(table.predictions) == ["sep"]
+        assert np.all(table.predictions["sep"][:, 2:] > 0)  # averages of positive stds
+    before = paths[0].stat().st_mtime_ns
+    forest.train_forests(tiny_store, splits, "sep", tmp_path / "rf", progress=False)
+    assert paths[0].stat().st_mtime_ns == before  # finished iterations are kept
+
+
+@pytest.fixture(scope="module")
+def experiment_run(tiny_store, tmp_path_factory):
+    work = tmp_path_factory.mktemp("experiment") / "work"
+    args = ["--config", "configs/small.py", "--data-dir", str(tiny_store.parent.parent / "synth"),
+            "--workdir", str(work), "--separator", "oracle", "--cache-dir",
+            str(tiny_store.parent), "--clip-seconds", "3",
+            *[f"--set={o}" for o in TINY_OVERRIDES]]
+    return work, args
+
+
+def test_experiment_writes_the_report(experiment_run, capsys):
+    work, args = experiment_run
+    assert experiment.main(args) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == str((work / "report" / "report.md").resolve())
+    out = work / "report"
+    for name in ("table1_crnn.csv", "table2_rf.csv"):
+        lines = (out / name).read_text().splitlines()
+        assert lines[0] == HEADER and [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    for name in ("figure2_crnn_loss_mixed.png", "figure3_crnn_loss_sep.png",
+                 "figure4_kl_histograms_crnn.png", "figure4_kl_histograms_rf.png"):
+        assert (out / name).stat().st_size > 5_000, name
+    text = (out / "report.md").read_text()
+    assert "## Conclusion" in text and "Holm" in text and "Verdict:" in text
+    assert "RMSE" in text and "Pearson r" in text
+    with open(out / "table1_crnn.csv") as f:
+        first = next(csv.DictReader(f))
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    assert float(row.split("|")[2]) == pytest.approx(float(first["E_mixed"]), rel=1e-4)
+    assert set(json.loads((work / "stages.json").read_text())) == {
+        "crnn_mixed", "crnn_sep", "rf_mixed", "rf_sep"}
+
+
+def test_rerun_skips_finished_stages(experiment_run, monkeypatch):
+    work, args = experiment_run
+    if not (work / "stages.json").is_file():
+        experiment.main(args)
+
+    def fail(*a, **k):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(experiment, "train_and_evaluate", fail)
+    monkeypatch.setattr(experiment.forest, "train_forests", fail)
+    assert experiment.main(args) == 0
+
+
+def test_mixed_results_are_reused_across_separators(experiment_run, tmp_path, monkeypatch):
+    work, args = experiment_run
+    if not (work / "stages.json").is_file():
+        experiment.main(args)
+    settings = experiment.parse_args(args)
+    trained = []
+
+    class Stop(Exception):
+        pass
+
+    def record_and_stop(config, store, workdir, mode, *rest, **kwargs):
+        trained.append(mode)
+        raise Stop
+
+    monkeypatch.setattr(experiment, "train_and_evaluate", record_and_stop)
+    other = experiment.ExperimentSettings(**{**settings.__dict__, "workdir": tmp_path / "w2"})
+    with pytest.raises(Stop):
+        experiment.run_experiment(other, progress=False, reuse_mixed_from=work)
+    assert trained == ["sep"]  # mixed was copied, not trained
+    copied = tmp_path / "w2" / "crnn" / "predictions" / "mixed_iteration_1.csv"
+    assert copied.read_bytes() == (work / "crnn" / "predictions" / "mixed_iteration_1.csv").read_bytes()
+
+
+def test_pooled_test_counts_each_song_once():
+    from mer_jax.evaluate import Evaluation
+    from mer_jax.predictions import IterationTable
+    rng = np.random.default_rng(0)
+    tables, kl = [], {}
+    for it in (1, 2):
+        ids = tuple(str(i) for i in range(it, it + 30))
+        tables.append(IterationTable(it, ids, np.zeros((30, 4)), {}, ()))
+        kl[it] = {"mixed": rng.uniform(0, 1, 30), "sep": rng.uniform(0.5, 1.5, 30)}
+    evaluation = Evaluation(tables, kl, [], [], "true", None)
+    p, songs, median = report.pooled_song_test(evaluation)
+    assert songs == 31 and p < 0.05 and median < 0
+    summary = report.ModelSummary("X", {"mixed": 0.5, "sep": 1.0}, {"mixed": 2, "sep": 0},
+                                  np.array([0.01, 0.2]), stats.holm([0.01, 0.2]), p, songs, median)
+    assert "mixed predicts the emotion distributions better" in report.conclusion(summary)
+    assert "1/2 iterations, 1/2 after Holm" in report.conclusion(summary)
