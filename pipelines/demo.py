@@ -5,7 +5,7 @@
 1. Reproduces the paper's Tables 1-2 from the authors' own per-song predictions
    (shared/data/paper_predictions). Expected: "Paper Tables 1-2 reproduced: yes".
 2. Generates the default dataset (synthetic multi-stem songs rated by simulated annotator
-   panels; 80 songs x 10 s, seed 0).
+   panels; 72 songs x 10 s, seed 0).
 3. Runs the whole experiment (CRNN with configs/small.py and Random Forest, mixed vs sep,
    10 Monte-Carlo iterations) twice: with the true stems ("oracle") and with the default
    separator ("spleeter4"), the mixed results shared between the two. This answers the paper's
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("cache/demo"))
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "small.py")
-    parser.add_argument("--songs", type=int, default=80)
+    parser.add_argument("--songs", type=int, default=72)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=None)

@@ -93,6 +93,21 @@ class ModelInputs:
             x = np.log1p(x)
         return np.ascontiguousarray(np.transpose(x, (1, 2, 0)), dtype=np.float32)
 
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
+    def preload(self, indices, block: int = 16, workers: int = 2) -> float:
+        """Read ``indices`` into the memory cache (no-op when the set does not fit); seconds."""
+        began = time.perf_counter()
+        if self._cache is None:
+            return 0.0
+        todo = sorted({int(i) for i in indices} - set(self._cache))
+        blocks = [np.array(todo[k:k + block]) for k in range(0, len(todo), block)]
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(self.get, blocks))
+        return time.perf_counter() - began
+
     def get(self, indices: np.ndarray) -> np.ndarray:
         """``(n,)`` store indices -> ``(n, freq, time, channels)``."""
         out = np.empty((len(indices), *self.shape), np.float32)

@@ -135,6 +135,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
             count += np.asarray(c)
         return total / count
 
+    # read every song once up front when the set fits in memory (it then stays there)
+    load_seconds = inputs.preload(np.concatenate(train_idx + test_idx))
     batches = data.TrainBatches(inputs, labels, train_idx, config.batch_size,
                                 [config.split_seed * 1000 + it for it in range(k_models)],
                                 start, total_steps, config.prefetch)
@@ -175,7 +177,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     mean_step = step_time / max(timed_steps, 1)
     wait_fraction = batches.wait_seconds / max(step_time + batches.wait_seconds, 1e-9)
     record.update(step_seconds=mean_step, data_wait_seconds=batches.wait_seconds,
-                  data_wait_fraction=wait_fraction)
+                  data_wait_fraction=wait_fraction, input_load_seconds=load_seconds,
+                  inputs_in_memory=inputs.cached)
     (workdir / f"run_{mode}.json").write_text(json.dumps(record, indent=1) + "\n")
     return RunResult(predictions, workdir / f"metrics_{mode}.jsonl", total_steps, mean_step,
                      wait_fraction)
