@@ -1,7 +1,10 @@
 """mer-jax: music emotion recognition with respect to instrument combinations, in JAX/Flax.
 
 The data's path through the package:
-    audio (mer_jax.audio) -> datasets (mer_jax.data) -> predictions tables (mer_jax.predictions)
-    -> KL divergence (mer_jax.kl) -> statistics (mer_jax.stats) -> report (mer_jax.evaluate).
+    audio (mer_jax.audio) -> datasets (mer_jax.data) -> stems (mer_jax.separation)
+    -> spectrograms / openSMILE (mer_jax.features) -> Zarr store (mer_jax.preprocess, .store)
+    -> CRNN (mer_jax.model, .training) and Random Forest (mer_jax.forest)
+    -> prediction tables (mer_jax.predictions) -> KL (mer_jax.kl) -> statistics (mer_jax.stats)
+    -> evaluation and report (mer_jax.evaluate, mer_jax.report).
 """
 __version__ = "0.1.0"

@@ -82,7 +82,7 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, header, rows) -> None:
+def write_csv(path: Path, header, rows) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
@@ -100,9 +100,9 @@ def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str 
         header = ["song_id", *(f"kl_{name}" for name in kl)]
         rows = [{"song_id": song, **{f"kl_{n}": float(v[k]) for n, v in kl.items()}}
                 for k, song in enumerate(table.song_ids)]
-        _write_csv(out / f"kl_iteration_{table.iteration}.csv", header, rows)
-    _write_csv(out / "stats.csv", stats.STATS_HEADER, evaluation.stats_rows)
-    _write_csv(out / "metrics.csv", METRICS_HEADER, evaluation.metrics_rows)
+        write_csv(out / f"kl_iteration_{table.iteration}.csv", header, rows)
+    write_csv(out / "stats.csv", stats.STATS_HEADER, evaluation.stats_rows)
+    write_csv(out / "metrics.csv", METRICS_HEADER, evaluation.metrics_rows)
     plots.kl_histograms(evaluation.kl, out / "kl_histograms.png", title=title)
     summary = {"median_convention": evaluation.median_convention, "min_std": evaluation.min_std,
                "iterations": {t.iteration: list(t.sources) for t in evaluation.tables}}

@@ -9,7 +9,7 @@ over the 512 channel positions with 61 features each - what the authors' Permute
 what gives their count of 5,966,116 parameters (C = 1); ``"time"`` runs them over the 61 time
 steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh; Dense 512,
 256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
-the paper, or softplus on the two stds).
+the paper, or a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
 """
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+TYPICAL_STD = 0.15   # PMEmo's label stds average about 0.15 on the 0-1 scale
+SOFTPLUS_SHIFT = float(np.log(np.expm1(TYPICAL_STD)))  # softplus(0 + shift) = TYPICAL_STD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +72,9 @@ class CRNN(nn.Module):
             x = nn.relu(nn.Dense(units)(x))
         out = nn.Dense(4)(x)
         if cfg.std_activation == "softplus":
-            out = jnp.concatenate([out[:, :2], nn.softplus(out[:, 2:])], axis=-1)
+            # shifted so that a fresh model (outputs near 0) predicts a typical label std
+            stds = nn.softplus(out[:, 2:] + SOFTPLUS_SHIFT)
+            out = jnp.concatenate([out[:, :2], stds], axis=-1)
         return out
 
 

@@ -1,6 +1,7 @@
 """Figures: the paper's Figure 4 (per-iteration KL histograms, mixed vs sep, 30 bins)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -50,7 +51,6 @@ def loss_curves(metrics_jsonl: os.PathLike | str, path: os.PathLike | str,
                 title: str | None = None) -> None:
     """The paper's Figures 2-3: training and validation loss, averaged over the models
     (iterations) of a metrics log written by the trainer."""
-    import json
     plt = _pyplot()
     series: dict[str, dict[int, float]] = {"train": {}, "val": {}}
     with open(metrics_jsonl) as f:

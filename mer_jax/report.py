@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax import plots, stats
-from mer_jax.evaluate import Evaluation, _write_csv
+from mer_jax.evaluate import Evaluation, write_csv
 
 ALPHA = 0.05
 
@@ -105,7 +105,7 @@ def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
     sections, conclusions = [], []
     for model, evaluation in evaluations.items():
         csv_name, label = names[model]
-        _write_csv(out / csv_name, stats.STATS_HEADER, evaluation.stats_rows)
+        write_csv(out / csv_name, stats.STATS_HEADER, evaluation.stats_rows)
         figure = f"figure4_kl_histograms_{model.lower()}.png"
         plots.kl_histograms(evaluation.kl, out / figure,
                             title=f"{model}: KL divergence per song, mixed vs sep")

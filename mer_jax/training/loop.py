@@ -20,6 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
+from mer_jax import plots
 from mer_jax.predictions import write_prediction_table
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
@@ -168,10 +169,9 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
         log.close()
     checkpoints.wait_until_finished()
 
-    predictions = _write_predictions(workdir, mode, splits, test_idx, inputs, labels, groups,
-                                     trainer, config.batch_size)
+    predictions = _write_predictions(workdir, mode, splits, test_idx, eval_idx, inputs, labels,
+                                     groups, trainer)
     _export_models(workdir, mode, trainer.merge(groups).params, config, inputs.shape, splits)
-    from mer_jax import plots
     plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
                       title=f"CRNN ({mode}): mean loss over {k_models} iterations")
     mean_step = step_time / max(timed_steps, 1)
@@ -184,11 +184,10 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
                      wait_fraction)
 
 
-def _write_predictions(workdir, mode, splits, test_idx, inputs, labels, groups, trainer,
-                       batch_size) -> list[Path]:
+def _write_predictions(workdir, mode, splits, test_idx, idx, inputs, labels, groups,
+                       trainer) -> list[Path]:
+    """idx: (K, batches, B) padded test indices (see data.padded_batches)."""
     k_models = len(splits)
-    batches = [data.padded_batches(t, batch_size) for t in test_idx]
-    idx = np.stack([b[0] for b in batches])
     outputs = []
     for b in range(idx.shape[1]):
         x = np.stack([inputs.get(idx[k, b]) for k in range(k_models)])

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from mer_jax.kl import kl_from_tables
-from mer_jax.model import CRNN, ModelConfig
+from mer_jax.model import CRNN, ModelConfig, init_params
 
 KL_MIN_STD = 1e-3   # std floor inside the Gaussian-KL training loss (a linear head can go <= 0)
 
@@ -29,7 +29,6 @@ def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
 
 
 def create_state(model_config: ModelConfig, input_shape, rng, learning_rate: float) -> TrainState:
-    from mer_jax.model import init_params
     params = init_params(model_config, input_shape, rng)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=make_optimizer(learning_rate).init(params))
