@@ -176,7 +176,8 @@ def load_clip(path: os.PathLike | str, *, sample_rate: int = SAMPLE_RATE,
 
 def write_wav(path: os.PathLike | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE,
               subtype: str = "FLOAT") -> None:
-    """Write ``(n,)`` or ``(channels, n)`` float samples; the file appears atomically."""
+    """Write ``(n,)`` or ``(channels, n)`` samples (float, or int16 written as is with
+    ``subtype="PCM_16"``); the file appears atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -41,7 +42,6 @@ def separation_sdr(oracle_store: Path, estimate_store: Path, songs: int = 20) ->
 
 
 def _mean_e(path: Path) -> dict[str, float]:
-    import csv
     with open(path) as f:
         rows = list(csv.DictReader(f))
     return {k: float(np.mean([float(r[k]) for r in rows])) for k in ("E_mixed", "E_sep")} | {

@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
+from mer_jax.audio import write_wav
 from mer_jax.data.synth import perception
 from mer_jax.data.synth.instruments import RENDERERS
 from mer_jax.data.synth.params import STEMS, SongParams, sample_song_params
@@ -104,12 +104,6 @@ def render_song(config: SynthConfig, index: int, pool: perception.AnnotatorPool)
                      perception.latent_emotion(cues), mean, std)
 
 
-def _write_pcm(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    sf.write(str(tmp), samples, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
-
-
 def _render_and_write(job: tuple[SynthConfig, int, str]) -> SynthSong:
     config, index, out = job
     song = render_song(config, index, pool_for(config))
@@ -117,8 +111,9 @@ def _render_and_write(job: tuple[SynthConfig, int, str]) -> SynthSong:
     stem_dir = root / "stems" / song.song_id
     stem_dir.mkdir(parents=True, exist_ok=True)
     for name, samples in zip(STEMS, song.stems):
-        _write_pcm(stem_dir / f"{name}.wav", samples, config.sample_rate)
-    _write_pcm(root / "chorus" / f"{song.song_id}.wav", song.mix, config.sample_rate)  # last
+        write_wav(stem_dir / f"{name}.wav", samples, config.sample_rate, subtype="PCM_16")
+    write_wav(root / "chorus" / f"{song.song_id}.wav", song.mix, config.sample_rate,
+              subtype="PCM_16")  # the mix last: a song with its chorus file is complete
     return dataclasses.replace(song, stems=np.empty((0, 0), np.int16), mix=np.empty(0, np.int16))
 
 
