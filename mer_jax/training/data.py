@@ -111,20 +111,14 @@ class ModelInputs:
     def get(self, indices: np.ndarray) -> np.ndarray:
         """``(n,)`` store indices -> ``(n, freq, time, channels)``."""
         out = np.empty((len(indices), *self.shape), np.float32)
-        missing = [i for i in indices if self._cache is None or i not in self._cache]
-        if missing:
-            order = np.argsort(missing)
-            raw = self.array.get_orthogonal_selection((np.asarray(missing)[order],))
-            fetched = {int(np.asarray(missing)[order][k]): self._prepare(raw[k])
-                       for k in range(len(missing))}
-        else:
-            fetched = {}
+        cache = self._cache or {}
+        missing = np.unique([int(i) for i in indices if int(i) not in cache])  # sorted
+        fetched = {}
+        if missing.size:
+            raw = self.array.get_orthogonal_selection((missing,))
+            fetched = {int(i): self._prepare(raw[k]) for k, i in enumerate(missing)}
         for k, i in enumerate(indices):
-            i = int(i)
-            if i in fetched:
-                out[k] = fetched[i]
-            else:
-                out[k] = self._cache[i]
+            out[k] = fetched[int(i)] if int(i) in fetched else cache[int(i)]
         if self._cache is not None:
             with self._lock:
                 self._cache.update(fetched)
