@@ -8,3 +8,11 @@ The data's path through the package:
     -> evaluation and report (mer_jax.evaluate, mer_jax.report).
 """
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # mer_jax.predict_file without importing JAX for every ``import mer_jax``
+    if name == "predict_file":
+        from mer_jax.predict import predict_file
+        return predict_file
+    raise AttributeError(f"module 'mer_jax' has no attribute {name!r}")

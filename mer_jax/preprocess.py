@@ -55,6 +55,16 @@ class PreprocessConfig:
     def to_dict(self) -> dict:
         return {"version": PREPROCESS_VERSION, **dataclasses.asdict(self)}
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "PreprocessConfig":
+        """Inverse of :meth:`to_dict` (a store's ``config`` attribute)."""
+        values = dict(values)
+        version = values.pop("version", None)
+        if version != PREPROCESS_VERSION:
+            raise ValueError(f"preprocessing config version {version}, this mer-jax makes "
+                             f"version {PREPROCESS_VERSION}: features would differ")
+        return cls(**{**values, "spectrogram": SpectrogramConfig(**values["spectrogram"])})
+
 
 def read_dataset(data_dir: os.PathLike | str) -> Dataset:
     """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset) or

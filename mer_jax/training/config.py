@@ -45,6 +45,26 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict` (e.g. a saved run's ``config``); unknown keys raise."""
+        return _from_dict(cls, values)
+
+
+def _from_dict(cls, values: dict):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise KeyError(f"unknown {cls.__name__} fields {unknown} (saved by a newer mer-jax?)")
+    out = {}
+    for name, value in values.items():
+        if name == "model":
+            value = _from_dict(ModelConfig, value)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        out[name] = value
+    return cls(**out)
+
 
 def load_config(path: os.PathLike | str) -> TrainConfig:
     """Import a config file and call its ``get_config()``."""

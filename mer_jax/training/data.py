@@ -86,12 +86,8 @@ class ModelInputs:
         self._lock = threading.Lock()
 
     def _prepare(self, raw: np.ndarray) -> np.ndarray:
-        x = raw[None] if self.mode == "mixed" else raw            # (C, freq, stored_time)
-        if x.shape[-1] != self.time_bins:
-            x = _resize_time(x, self.time_bins)
-        if self.log_input:
-            x = np.log1p(x)
-        return np.ascontiguousarray(np.transpose(x, (1, 2, 0)), dtype=np.float32)
+        return model_input(raw[None] if self.mode == "mixed" else raw, self.time_bins,
+                           self.log_input)
 
     @property
     def cached(self) -> bool:
@@ -123,6 +119,17 @@ class ModelInputs:
             with self._lock:
                 self._cache.update(fetched)
         return out
+
+
+def model_input(spectra: np.ndarray, time_bins: int, log_input: bool) -> np.ndarray:
+    """Stored spectrograms ``(C, freq, stored_time)`` -> one model input ``(freq, time_bins, C)``
+    (time resized if needed, log1p if asked): the one definition training and prediction share."""
+    x = spectra
+    if x.shape[-1] != time_bins:
+        x = _resize_time(x, time_bins)
+    if log_input:
+        x = np.log1p(x)
+    return np.ascontiguousarray(np.transpose(x, (1, 2, 0)), dtype=np.float32)
 
 
 def _resize_time(x: np.ndarray, bins: int) -> np.ndarray:

@@ -171,7 +171,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
 
     predictions = _write_predictions(workdir, mode, splits, test_idx, eval_idx, inputs, labels,
                                      groups, trainer)
-    _export_models(workdir, mode, trainer.merge(groups).params, config, inputs.shape, splits)
+    _export_models(workdir, mode, trainer.merge(groups).params, config, inputs.shape, splits,
+                   store.attrs.get("config"))
     plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
                       title=f"CRNN ({mode}): mean loss over {k_models} iterations")
     mean_step = step_time / max(timed_steps, 1)
@@ -203,8 +204,9 @@ def _write_predictions(workdir, mode, splits, test_idx, idx, inputs, labels, gro
     return paths
 
 
-def _export_models(workdir, mode, params, config, input_shape, splits) -> None:
-    """One folder per trained model: ``models/<mode>_iteration_N/{params, model.json}``."""
+def _export_models(workdir, mode, params, config, input_shape, splits, preprocessing) -> None:
+    """One folder per trained model: ``models/<mode>_iteration_N/{params, model.json}``;
+    model.json holds what ``mer_jax.predict`` needs: the training and preprocessing configs."""
     checkpointer = ocp.StandardCheckpointer()
     for k, split in enumerate(splits):
         folder = (workdir / "models" / f"{mode}_iteration_{split['iteration']}").resolve()
@@ -214,4 +216,4 @@ def _export_models(workdir, mode, params, config, input_shape, splits) -> None:
         checkpointer.wait_until_finished()
         (folder / "model.json").write_text(json.dumps({
             "mode": mode, "iteration": split["iteration"], "input_shape": list(input_shape),
-            "config": config.to_dict()}, indent=1) + "\n")
+            "config": config.to_dict(), "preprocess": preprocessing}, indent=1) + "\n")

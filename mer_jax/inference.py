@@ -1,0 +1,272 @@
+"""A trained CRNN applied to any audio file: model loading, analysis windows, aggregation.
+
+The features are made exactly as in training, per window: the window (the training clip's length,
+45 s in the paper) is cut from the decoded song (resampled to the training rate, channels kept),
+zero-padded when the song is shorter, separated into the four stems for a ``sep`` model, turned
+into |STFT| spectrograms with the store's spectrogram config and into a model input by
+``training.data.model_input`` (time resize, log1p if the config says so). Every window has the
+same shapes, so the separator, the spectrogram and the model compile once.
+
+Standard deviations: a model with a softplus std head (``configs/small.py``) outputs positive
+values by construction; the paper's linear head can output sigma <= 0, so every window's sigma is
+raised to ``min_std`` (0.01 by default, the evaluation's floor) and the number raised is
+reported. Songs longer than one window are read as windows every ``hop`` seconds (the last one
+ends at the song's end); the song's distribution is the equal-weight mixture of the windows'
+Gaussians: mean = mean of the window means, variance = mean of the window variances + variance of
+the window means (the law of total variance).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from mer_jax import audio as audio_io
+from mer_jax.features.spectrogram import spectrogram
+from mer_jax.model import param_shapes
+from mer_jax.preprocess import PreprocessConfig
+from mer_jax.separation import make_separator
+from mer_jax.store import FeatureStore
+from mer_jax.training import steps
+from mer_jax.training.config import TrainConfig
+from mer_jax.training.data import MODES, model_input
+
+MIN_STD = 0.01          # the evaluation's default sigma floor (pipelines.experiment --min-std)
+WINDOW_BATCH = 8        # windows per compiled model call (fixed shape: one compilation)
+TARGETS = ("valence_mean", "arousal_mean", "valence_std", "arousal_std")
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint path that holds no usable model; the message says what was looked for."""
+
+
+class PredictionError(RuntimeError):
+    """A file whose prediction failed after decoding; the message names the file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """One trained CRNN and everything needed to make its inputs."""
+
+    source: str                       # the model folder, or checkpoints/<mode>@step
+    mode: str
+    iteration: int
+    config: TrainConfig
+    preprocess: PreprocessConfig
+    input_shape: tuple[int, int, int]  # (freq, time, channels)
+    params: dict
+
+    def describe(self) -> dict:
+        return {"model": self.source, "mode": self.mode, "iteration": self.iteration,
+                "separator_in_training": self.preprocess.separator,
+                "window_seconds": self.preprocess.clip_seconds,
+                "std_activation": self.config.model.std_activation}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path}: unreadable ({err})") from None
+
+
+def _preprocess_of(saved: dict, workdir: Path | None, where: Path) -> PreprocessConfig:
+    """The preprocessing config saved with the model, else the one of the store it trained on."""
+    if saved.get("preprocess"):
+        return PreprocessConfig.from_dict(saved["preprocess"])
+    run = workdir / f"run_{saved['mode']}.json" if workdir else None
+    if run is not None and run.is_file():
+        store = Path(_read_json(run)["store"])
+        if store.exists():
+            return PreprocessConfig.from_dict(FeatureStore(store).attrs["config"])
+    raise ModelLoadError(f"{where}: no preprocessing config saved with the model and its "
+                         "training store is gone; retrain with this version of mer-jax")
+
+
+def _load_folder(folder: Path, mode: str | None) -> LoadedModel:
+    saved = _read_json(folder / "model.json")
+    if mode is not None and saved["mode"] != mode:
+        raise ModelLoadError(f"{folder} is a {saved['mode']!r} model, not {mode!r}")
+    config = TrainConfig.from_dict(saved["config"])
+    shape = tuple(saved["input_shape"])
+    workdir = folder.parent.parent if folder.parent.name == "models" else None
+    target = param_shapes(config.model, shape)
+    params = ocp.StandardCheckpointer().restore(folder.resolve() / "params", target)
+    return LoadedModel(str(folder), saved["mode"], int(saved["iteration"]), config,
+                       _preprocess_of(saved, workdir, folder), shape, params)
+
+
+def _load_latest_checkpoint(workdir: Path, mode: str, iteration: int) -> LoadedModel:
+    """From ``checkpoints/<mode>`` (a run still training, or never exported)."""
+    run = _read_json(workdir / f"run_{mode}.json")
+    config = TrainConfig.from_dict(run["config"])
+    k_models = int(run["iterations"])
+    if not 1 <= iteration <= k_models:
+        raise ModelLoadError(f"{workdir}: iteration {iteration} not in 1..{k_models}")
+    manager = ocp.CheckpointManager((workdir / "checkpoints" / mode).resolve())
+    step = manager.latest_step()
+    if step is None:
+        raise ModelLoadError(f"{workdir / 'checkpoints' / mode}: no checkpoint saved yet")
+    channels = 1 if mode == "mixed" else 4
+    shape = (129, config.time_bins, channels)
+    one = jax.eval_shape(lambda: steps.create_state(config.model, shape, jax.random.PRNGKey(0),
+                                                    config.learning_rate))
+    stacked = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct((k_models, *s.shape), s.dtype), one)
+    state = manager.restore(step, args=ocp.args.StandardRestore(stacked))
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x[iteration - 1]), state.params)
+    saved = {"mode": mode}
+    return LoadedModel(f"{workdir / 'checkpoints' / mode}@{step}", mode, iteration, config,
+                       _preprocess_of(saved, workdir, workdir), shape, params)
+
+
+def load_model(checkpoint: os.PathLike | str, mode: str | None = None,
+               iteration: int = 1) -> LoadedModel:
+    """``checkpoint``: one model folder (``models/<mode>_iteration_N``, holding model.json) or a
+    training workdir (``mer_jax.train --workdir``): its exported ``models/<mode>_iteration_N``,
+    else the latest Orbax checkpoint under ``checkpoints/<mode>``. ``mode`` None: the folder's
+    mode, or "mixed" for a workdir that has it, else its only mode."""
+    path = Path(checkpoint)
+    if mode is not None and mode not in MODES:
+        raise ModelLoadError(f"mode must be one of {MODES}, not {mode!r}")
+    if (path / "model.json").is_file():
+        return _load_folder(path, mode)
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: no such checkpoint folder")
+    trained = [m for m in MODES if (path / "models" / f"{m}_iteration_{iteration}").is_dir()
+               or (path / "checkpoints" / m).is_dir()]
+    if mode is None:
+        if not trained:
+            raise ModelLoadError(f"{path}: neither a model folder (model.json) nor a training "
+                                 "workdir (models/ or checkpoints/)")
+        mode = "mixed" if "mixed" in trained else trained[0]
+    folder = path / "models" / f"{mode}_iteration_{iteration}"
+    if (folder / "model.json").is_file():
+        return _load_folder(folder, mode)
+    if (path / "checkpoints" / mode).is_dir():
+        return _load_latest_checkpoint(path, mode, iteration)
+    raise ModelLoadError(f"{path}: no {mode!r} model of iteration {iteration} (looked for "
+                         f"models/{mode}_iteration_{iteration}/ and checkpoints/{mode}/)")
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Starts of the analysis windows: every ``hop`` samples, plus one ending at the song's end
+    when the hops miss it; ``[0]`` for a song no longer than one window (it is zero-padded)."""
+    if hop <= 0:
+        raise ValueError(f"hop must be > 0, not {hop}")
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] != n_samples - window:
+        starts.append(n_samples - window)
+    return starts
+
+
+def aggregate(windows: np.ndarray) -> np.ndarray:
+    """``(W, 4)`` window predictions (means, stds) -> ``(4,)`` of their equal-weight mixture."""
+    means, stds = windows[:, :2], windows[:, 2:]
+    variance = np.mean(stds ** 2, axis=0) + np.var(means, axis=0)
+    return np.concatenate([means.mean(axis=0), np.sqrt(variance)])
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One file's prediction. ``values``: (4,) in TARGETS order, aggregated over ``windows``
+    ``(W, 4)``, whose spans in seconds are ``spans`` ``(W, 2)``; ``clamped``: window sigmas
+    raised to the floor."""
+
+    path: str
+    values: np.ndarray
+    windows: np.ndarray
+    spans: np.ndarray
+    duration_seconds: float
+    clamped: int
+
+    def as_dict(self, with_windows: bool = True) -> dict:
+        row = {"path": self.path, **{t: float(v) for t, v in zip(TARGETS, self.values)}}
+        if with_windows:
+            row["duration_seconds"] = round(self.duration_seconds, 3)
+            row["stds_clamped"] = self.clamped
+            row["windows"] = [{"start_seconds": round(float(a), 3),
+                               "end_seconds": round(float(b), 3),
+                               **{t: float(v) for t, v in zip(TARGETS, w)}}
+                              for (a, b), w in zip(self.spans, self.windows)]
+        return row
+
+
+class Predictor:
+    """Applies one loaded model to audio files (see the module docstring).
+
+    separator: None = the one the model was trained with, except "oracle" (true stems, which an
+    arbitrary file does not have): then "spleeter4". hop_seconds: None = half a window.
+    """
+
+    def __init__(self, model: LoadedModel, separator: str | None = None,
+                 hop_seconds: float | None = None, min_std: float = MIN_STD,
+                 cache_dir: os.PathLike | str = "cache"):
+        self.model, self.min_std = model, min_std
+        pre = model.preprocess
+        self.window = pre.clip_samples
+        self.hop = int(round((hop_seconds if hop_seconds is not None
+                              else pre.clip_seconds / 2) * pre.sample_rate))
+        if self.hop <= 0:
+            raise ValueError(f"hop must be > 0 seconds, not {hop_seconds}")
+        self.separator_name = None
+        self._separator = None
+        if model.mode == "sep":
+            self.separator_name = separator or (
+                "spleeter4" if pre.separator == "oracle" else pre.separator)
+            self._separator = make_separator(self.separator_name, cache_dir)
+        self._apply = jax.jit(functools.partial(steps.predict, model_config=model.config.model))
+
+    def describe(self) -> dict:
+        return {**self.model.describe(), "separator": self.separator_name,
+                "hop_seconds": self.hop / self.model.preprocess.sample_rate,
+                "min_std": self.min_std}
+
+    def _window_input(self, clip: np.ndarray, path: Path) -> np.ndarray:
+        """``(channels, window)`` -> ``(freq, time, C)``."""
+        pre = self.model.preprocess
+        if self._separator is None:
+            waves = audio_io.to_mono(clip)[None]
+        else:
+            waves = self._separator(clip, path, path.stem)
+        spectra = np.asarray(spectrogram(jnp.asarray(waves), pre.spectrogram))
+        return model_input(spectra, self.model.config.time_bins, self.model.config.log_input)
+
+    def __call__(self, path: os.PathLike | str) -> Prediction:
+        """Raises ``audio.AudioError``, ``separation.SeparationError`` or PredictionError, each
+        naming the file."""
+        path = Path(path)
+        pre = self.model.preprocess
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", audio_io.SilentAudioWarning)
+            song = audio_io.load_clip(path, sample_rate=pre.sample_rate, seconds=None,
+                                      mono=False)
+        samples = song.samples if song.samples.ndim == 2 else song.samples[None]
+        starts = window_starts(samples.shape[-1], self.window, self.hop)
+        inputs = [self._window_input(audio_io.fix_length(samples[:, s:s + self.window],
+                                                         self.window), path) for s in starts]
+        outputs = []
+        for k in range(0, len(inputs), WINDOW_BATCH):
+            batch = np.stack(inputs[k:k + WINDOW_BATCH])
+            n = len(batch)
+            padded = np.concatenate([batch, np.repeat(batch[:1], WINDOW_BATCH - n, axis=0)])
+            outputs.append(np.asarray(self._apply(self.model.params, padded))[:n])
+        windows = np.concatenate(outputs).astype(np.float64)
+        if not np.isfinite(windows).all():
+            raise PredictionError(f"{path}: the model produced non-finite outputs")
+        clamped = int(np.sum(windows[:, 2:] < self.min_std))
+        windows[:, 2:] = np.maximum(windows[:, 2:], self.min_std)
+        duration = samples.shape[-1] / pre.sample_rate
+        spans = np.array([[s / pre.sample_rate, min(s + self.window, samples.shape[-1])
+                           / pre.sample_rate] for s in starts])
+        return Prediction(str(path), aggregate(windows), windows, spans, duration, clamped)
