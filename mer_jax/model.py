@@ -10,6 +10,8 @@ what gives their count of 5,966,116 parameters (C = 1); ``"time"`` runs them ove
 steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh; Dense 512,
 256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
 the paper, or a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
+On CPU the convolutions and their gradients run in oneDNN (``mer_jax.kernels``), the same function
+to float tolerance; elsewhere, and with ``MER_JAX_CONV=xla``, in XLA.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from mer_jax.kernels.conv import conv_general_dilated as conv
 
 TYPICAL_STD = 0.15   # PMEmo's label stds average about 0.15 on the 0-1 scale
 SOFTPLUS_SHIFT = float(np.log(np.expm1(TYPICAL_STD)))  # softplus(0 + shift) = TYPICAL_STD
@@ -45,6 +49,16 @@ class ModelConfig:
             raise ValueError("one kernel size per conv block")
 
 
+def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
+    """2 x 2 max-pool, stride 2, odd edges dropped (Keras MaxPooling2D, "valid"):
+    ``(B, H, W, C)`` -> ``(B, H // 2, W // 2, C)``. Written as a reshape and a max, whose gradient
+    is elementwise; ``nn.max_pool``'s select-and-scatter gradient is slow on XLA:CPU (the same
+    values; on exact ties the gradient is shared instead of given to one element)."""
+    b, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class CRNN(nn.Module):
     config: ModelConfig
 
@@ -53,9 +67,9 @@ class CRNN(nn.Module):
         """``(batch, freq, time, channels)`` -> ``(batch, 4)``."""
         cfg = self.config
         for (wide, narrow), k in zip(cfg.conv_channels, cfg.kernels):
-            x = nn.relu(nn.Conv(wide, (k, k), padding="VALID")(x))
-            x = nn.relu(nn.Conv(narrow, (1, 1))(x))
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            x = nn.relu(nn.Conv(wide, (k, k), padding="VALID", conv_general_dilated=conv)(x))
+            x = nn.relu(nn.Conv(narrow, (1, 1), conv_general_dilated=conv)(x))
+            x = max_pool_2x2(x)
             x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
         if x.shape[1] != 1:
             raise ValueError(f"the frequency axis ends at {x.shape[1]}, not 1: the input needs "
