@@ -11,7 +11,7 @@
    separator ("spleeter4"), the mixed results shared between the two. This answers the paper's
    open question (§6): does separation help when the stems are perfect?
 4. Writes WORKDIR/summary.md (both runs side by side, and spleeter4's SDR against the true stems)
-   and prints its path on the last line. About 13 minutes on a 2-core CPU; a rerun skips what is
+   and prints its path on the last line. About 12 minutes on a 2-core CPU; a rerun skips what is
    done.
 """
 from __future__ import annotations
