@@ -33,7 +33,7 @@ from mer_jax import audio as audio_io
 from mer_jax.features.spectrogram import spectrogram
 from mer_jax.model import param_shapes
 from mer_jax.preprocess import PreprocessConfig
-from mer_jax.separation import make_separator
+from mer_jax.separation import STEM_ORDER, make_separator
 from mer_jax.store import FeatureStore
 from mer_jax.training import steps
 from mer_jax.training.config import TrainConfig
@@ -115,17 +115,17 @@ def _load_latest_checkpoint(workdir: Path, mode: str, iteration: int) -> LoadedM
     step = manager.latest_step()
     if step is None:
         raise ModelLoadError(f"{workdir / 'checkpoints' / mode}: no checkpoint saved yet")
-    channels = 1 if mode == "mixed" else 4
-    shape = (129, config.time_bins, channels)
+    preprocess = _preprocess_of({"mode": mode}, workdir, workdir)
+    channels = 1 if mode == "mixed" else len(STEM_ORDER)
+    shape = (preprocess.spectrogram.bins, config.time_bins, channels)
     one = jax.eval_shape(lambda: steps.create_state(config.model, shape, jax.random.PRNGKey(0),
                                                     config.learning_rate))
     stacked = jax.tree_util.tree_map(
         lambda s: jax.ShapeDtypeStruct((k_models, *s.shape), s.dtype), one)
     state = manager.restore(step, args=ocp.args.StandardRestore(stacked))
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x[iteration - 1]), state.params)
-    saved = {"mode": mode}
     return LoadedModel(f"{workdir / 'checkpoints' / mode}@{step}", mode, iteration, config,
-                       _preprocess_of(saved, workdir, workdir), shape, params)
+                       preprocess, shape, params)
 
 
 def load_model(checkpoint: os.PathLike | str, mode: str | None = None,

@@ -28,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mer_jax.audio import AudioError
+from mer_jax.evaluate import write_csv
 from mer_jax.inference import (MIN_STD, TARGETS, ModelLoadError, Prediction, PredictionError,
                                Predictor, load_model)
 from mer_jax.separation import SEPARATORS, SeparationError
@@ -73,6 +74,11 @@ def find_audio(paths: list[Path]) -> list[Path]:
     return list(unique.values())
 
 
+def _csv_row(prediction: Prediction) -> list[str]:
+    """One row under CSV_HEADER."""
+    return [prediction.path, *(f"{v:.6f}" for v in prediction.values)]
+
+
 class CsvOutput:
     """FILE.csv (one row per file, appended as each completes), FILE.windows.csv, FILE.meta.json."""
 
@@ -87,8 +93,8 @@ class CsvOutput:
         rows = _read_csv(self.path, CSV_HEADER)
         done = {r["path"] for r in rows}
         windows = [r for r in _read_csv(self.windows_path, WINDOW_HEADER) if r["path"] in done]
-        _write_csv(self.path, CSV_HEADER, rows)
-        _write_csv(self.windows_path, WINDOW_HEADER, windows)
+        write_csv(self.path, CSV_HEADER, rows)
+        write_csv(self.windows_path, WINDOW_HEADER, windows)
         return {os.path.abspath(p) for p in done}
 
     def add(self, prediction: Prediction) -> None:
@@ -98,7 +104,7 @@ class CsvOutput:
                 writer.writerow([prediction.path, k, f"{start:.3f}", f"{end:.3f}",
                                  *(f"{v:.6f}" for v in values)])
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([prediction.path, *(f"{v:.6f}" for v in prediction.values)])
+            csv.writer(f).writerow(_csv_row(prediction))
             f.flush()
             os.fsync(f.fileno())
 
@@ -130,7 +136,7 @@ class StdoutOutput:
         self.writer.writerow(CSV_HEADER)
 
     def add(self, prediction: Prediction) -> None:
-        self.writer.writerow([prediction.path, *(f"{v:.6f}" for v in prediction.values)])
+        self.writer.writerow(_csv_row(prediction))
         sys.stdout.flush()
 
 
@@ -143,15 +149,6 @@ def _read_csv(path: Path, header: list[str]) -> list[dict]:
             raise OutputError(f"{path}: not a prediction table of this tool (header "
                              f"{reader.fieldnames}); choose another --out")
         return [r for r in reader if None not in r.values() and None not in r]
-
-
-def _write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, header)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _mismatch(path: Path, saved, meta) -> str:
