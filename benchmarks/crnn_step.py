@@ -1,6 +1,7 @@
 """Benchmark: the paper's CRNN in the authors' stack (tf.keras, oneDNN) vs ours (Flax), side by side.
 
-    python benchmarks/crnn_step.py [--json] [--channels 1 4] [--steps 3] [--batch 8] [--no-xla]
+    python benchmarks/crnn_step.py [--json] [--channels 1 4] [--steps 3] [--batch 8]
+                                   [--repeats 3] [--no-xla] [--no-system-malloc]
 
 Needs the benchmark-only extra: ``pip install -e '.[bench]'`` (tensorflow-cpu; never a runtime
 dependency). For each channel count (1 = "mixed", 4 = "sep"), each of these runs in a fresh
@@ -9,13 +10,22 @@ process on the same random batch shape:
             Dense; the same 5,966,116 parameters for 1 channel), Adam 1e-4, MSE, eager
             ``train_on_batch`` without XLA (``jit_compile=False``), as the authors ran it;
   jax       ours: the Flax CRNN with the oneDNN convolution kernels (mer_jax.kernels);
+  jax_system_malloc, tf_hugepage_malloc
+            ours with glibc's default malloc (``MER_JAX_MALLOC=system``), TensorFlow with the
+            huge-page malloc our commands use: what that setting gives each stack; left out with
+            --no-system-malloc;
   jax_xla   ours with ``MER_JAX_CONV=xla`` (XLA's own convolutions; the baseline before the
             kernels), left out with --no-xla.
-Reported per run: forward (inference) seconds and train-step seconds (medians over --steps after a
-warm-up call), achieved GFLOP/s (analytic count: convolutions, LSTMs and dense layers; a train
-step counted as 3x the forward) and the process's peak RSS. Printed last: one JSON object with
-``ratio_tf_over_jax_train_step`` (TF seconds / our seconds, 1 channel; >= 1 means we are at least
-as fast) and the same for 4 channels and for the forward pass. The model's input is the
+Ours runs in the environment our commands give themselves (``mer_jax.runtime``: glibc's
+huge-page malloc), TensorFlow in the caller's environment, as the authors ran it.
+tf and jax run --repeats times each, alternately (tf, jax, tf, jax, ...), so that both see the
+same state of the machine; the others once. Reported per stack: forward (inference) seconds and
+train-step seconds (in each process the median over --steps after a warm-up call; over processes
+the median, each process's train step listed too), achieved GFLOP/s (analytic count:
+convolutions, LSTMs and dense layers; a train step counted as 3x the forward) and the processes'
+largest peak RSS. Printed last: one JSON object with ``ratio_tf_over_jax_train_step`` (TF
+seconds / our seconds, 1 channel; >= 1 means we are at least as fast) and the same for 4 channels
+and for the forward pass. The model's input is the
 precomputed (129, 2048, C) spectrogram in both stacks (the authors' in-model STFT and Resizing
 layers are excluded: this project computes them once at preprocessing).
 """
@@ -129,10 +139,38 @@ def worker(args) -> None:
     run = run_tf if args.worker == "tf" else run_jax
     result = run(args.channels[0], args.batch, args.steps, x, y)
     flops = forward_flops(args.batch, args.channels[0])
-    result.update(forward_gflops_per_s=flops / result["forward_s"] / 1e9,
+    from mer_jax.runtime import malloc_status
+    result.update(malloc=malloc_status(), forward_gflops_per_s=flops / result["forward_s"] / 1e9,
                   train_gflops_per_s=3 * flops / result["train_step_s"] / 1e9,
                   peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     print(json.dumps(result))
+
+
+def _run_worker(framework: str, overrides: dict, channels: int, args) -> dict:
+    """One fresh process of one stack; its figures. Ours runs in the environment our commands
+    give themselves (mer_jax.runtime); TensorFlow in this one, as the authors ran it."""
+    from mer_jax.runtime import malloc_environment
+    command = [sys.executable, __file__, "--worker", framework, "--channels", str(channels),
+               "--steps", str(args.steps), "--batch", str(args.batch)]
+    env = {**os.environ, **overrides}
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env=malloc_environment(env) if framework == "jax" else env)
+    if done.returncode != 0:
+        raise SystemExit(f"{framework} {overrides} ({channels} channels) failed:\n"
+                         f"{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _combine(trials: list[dict]) -> dict:
+    """Figures of repeated processes: medians of the timings, the largest peak RSS, and every
+    process's train step under ``train_step_s_per_process``."""
+    combined = dict(trials[0])
+    for key, value in trials[0].items():
+        if isinstance(value, float):
+            values = [trial[key] for trial in trials]
+            combined[key] = max(values) if key == "peak_rss_gb" else statistics.median(values)
+    combined["train_step_s_per_process"] = [trial["train_step_s"] for trial in trials]
+    return combined
 
 
 def main() -> None:
@@ -141,31 +179,41 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh processes per stack for tf and jax, run alternately")
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA-convolution baseline")
+    parser.add_argument("--no-system-malloc", action="store_true",
+                        help="skip the run of ours with glibc's default malloc")
     parser.add_argument("--json", action="store_true",
                         help="no progress lines on stderr; the JSON object on one line")
     parser.add_argument("--worker", choices=("tf", "jax"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    runs = [("tf", {}), ("jax", {})] + ([] if args.no_xla else [("jax", {"MER_JAX_CONV": "xla"})])
+    from mer_jax.runtime import OPT_OUT_VARIABLE, TUNABLES_VARIABLE, malloc_environment
+    compared = [("tf", "tf", {}), ("jax", "jax", {})]      # (name, worker, environment overrides)
+    once = []
+    if not args.no_system_malloc:
+        once.append(("jax_system_malloc", "jax", {OPT_OUT_VARIABLE: "system"}))
+        hugepages = malloc_environment().get(TUNABLES_VARIABLE)
+        if hugepages:
+            once.append(("tf_hugepage_malloc", "tf", {TUNABLES_VARIABLE: hugepages}))
+    if not args.no_xla:
+        once.append(("jax_xla", "jax", {"MER_JAX_CONV": "xla"}))
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.processor()}",
-              "batch": args.batch, "steps": args.steps}
+              "batch": args.batch, "steps": args.steps, "repeats": args.repeats}
     for channels in args.channels:
-        for framework, env in runs:
-            name = "jax_xla" if env else framework
-            command = [sys.executable, __file__, "--worker", framework, "--channels",
-                       str(channels), "--steps", str(args.steps), "--batch", str(args.batch)]
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  env={**os.environ, **env})
-            if done.returncode != 0:
-                raise SystemExit(f"{name} ({channels} channels) failed:\n{done.stderr[-3000:]}")
-            figures = json.loads(done.stdout.strip().splitlines()[-1])
-            result[f"{name}_{channels}ch"] = figures
+        schedule = compared * args.repeats + once          # tf, jax, tf, jax, ...: side by side
+        trials = {name: [] for name, _, _ in schedule}
+        for name, framework, overrides in schedule:
+            figures = _run_worker(framework, overrides, channels, args)
+            trials[name].append(figures)
             if not args.json:   # progress on stderr; stdout holds only the JSON object
-                print(f"{channels} ch {name:8s} forward {figures['forward_s']:7.3f} s  train step "
+                print(f"{channels} ch {name:17s} forward {figures['forward_s']:7.3f} s  train step "
                       f"{figures['train_step_s']:7.3f} s  {figures['train_gflops_per_s']:6.1f} "
                       f"GFLOP/s  peak {figures['peak_rss_gb']:.2f} GB", file=sys.stderr)
+        for name, figures in trials.items():
+            result[f"{name}_{channels}ch"] = _combine(figures)
         tf, ours = result[f"tf_{channels}ch"], result[f"jax_{channels}ch"]
         suffix = "" if channels == 1 else f"_{channels}ch"
         result[f"ratio_tf_over_jax_train_step{suffix}"] = tf["train_step_s"] / ours["train_step_s"]

@@ -10,19 +10,24 @@ what gives their count of 5,966,116 parameters (C = 1); ``"time"`` runs them ove
 steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh; Dense 512,
 256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
 the paper, or a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
-On CPU the convolutions and their gradients run in oneDNN (``mer_jax.kernels``), the same function
-to float tolerance; elsewhere, and with ``MER_JAX_CONV=xla``, in XLA.
+Each convolution and its ReLU is one ``ConvReLU`` (``nn.Conv``'s parameters, names and
+initializers); on CPU it and its gradients run in oneDNN with the bias and ReLU fused
+(``mer_jax.kernels``), the same function to float tolerance; elsewhere, and with
+``MER_JAX_CONV=xla``, in XLA. Dropout masks come from ``mer_jax.dropout`` (flax's law, one fused
+pass on CPU).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mer_jax.kernels.conv import conv_general_dilated as conv
+from mer_jax.dropout import Dropout
+from mer_jax.kernels.conv import conv_bias_relu
 
 TYPICAL_STD = 0.15   # PMEmo's label stds average about 0.15 on the 0-1 scale
 SOFTPLUS_SHIFT = float(np.log(np.expm1(TYPICAL_STD)))  # softplus(0 + shift) = TYPICAL_STD
@@ -49,14 +54,61 @@ class ModelConfig:
             raise ValueError("one kernel size per conv block")
 
 
+def _corners(x: jnp.ndarray) -> list[jnp.ndarray]:
+    """The four corners of each 2 x 2 window: ``(B, H, W, C)`` -> 4 x ``(B, H // 2, W // 2, C)``
+    (strided slices, odd edges dropped)."""
+    h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
+    return [x[:, p:h:2, q:w:2] for p in (0, 1) for q in (0, 1)]
+
+
+def _upsample_2x2(x: jnp.ndarray) -> jnp.ndarray:
+    """``(B, H, W, C)`` -> ``(B, 2 H, 2 W, C)``, each value repeated over its window."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+@jax.custom_vjp
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
     """2 x 2 max-pool, stride 2, odd edges dropped (Keras MaxPooling2D, "valid"):
-    ``(B, H, W, C)`` -> ``(B, H // 2, W // 2, C)``. Written as a reshape and a max, whose gradient
-    is elementwise; ``nn.max_pool``'s select-and-scatter gradient is slow on XLA:CPU (the same
-    values; on exact ties the gradient is shared instead of given to one element)."""
+    ``(B, H, W, C)`` -> ``(B, H // 2, W // 2, C)``. The maximum of the windows' four corners, one
+    elementwise pass. Its gradient is jax's for a max over each window (shared equally between
+    tied maxima), recomputed from the input and output instead of kept masks; ``nn.max_pool``'s
+    select-and-scatter gradient is slow on XLA:CPU (the same values except on exact ties, where
+    that one gives it all to one element). Reverse-mode only (a ``jax.custom_vjp``)."""
+    return functools.reduce(jnp.maximum, _corners(x))
+
+
+def _max_pool_fwd(x):
+    pooled = max_pool_2x2(x)
+    return pooled, (x, pooled)
+
+
+def _max_pool_bwd(residuals, dy):
+    x, pooled = residuals
+    ties = sum((corner == pooled).astype(dy.dtype) for corner in _corners(x))
     b, h, w, c = x.shape
-    x = x[:, : h // 2 * 2, : w // 2 * 2]
-    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    window = x[:, : h // 2 * 2, : w // 2 * 2]
+    g = jnp.where(window == _upsample_2x2(pooled), _upsample_2x2(dy / ties), 0.0)
+    return (jnp.pad(g, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
+
+
+max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+class ConvReLU(nn.Module):
+    """``relu(conv(x) + bias)``, "VALID", stride 1: ``(B, H, W, C)`` -> ``(B, H - k + 1, W - k + 1,
+    features)``. The parameters of ``nn.Conv(features, (k, k))`` (``kernel (k, k, C, features)``
+    then ``bias (features,)``, same initializers), so a ``ConvReLU`` named ``Conv_i`` has the
+    parameters, and the initial values, that ``nn.Conv`` named ``Conv_i`` has."""
+    features: int
+    kernel_size: int
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (k, k, x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        return conv_bias_relu(x, kernel, bias)
 
 
 class CRNN(nn.Module):
@@ -66,11 +118,12 @@ class CRNN(nn.Module):
     def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
         """``(batch, freq, time, channels)`` -> ``(batch, 4)``."""
         cfg = self.config
-        for (wide, narrow), k in zip(cfg.conv_channels, cfg.kernels):
-            x = nn.relu(nn.Conv(wide, (k, k), padding="VALID", conv_general_dilated=conv)(x))
-            x = nn.relu(nn.Conv(narrow, (1, 1), conv_general_dilated=conv)(x))
+        for block, ((wide, narrow), k) in enumerate(zip(cfg.conv_channels, cfg.kernels)):
+            # named as nn.Conv layers would be: checkpoints of either model load into the other
+            x = ConvReLU(wide, k, name=f"Conv_{2 * block}")(x)
+            x = ConvReLU(narrow, 1, name=f"Conv_{2 * block + 1}")(x)
             x = max_pool_2x2(x)
-            x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+            x = Dropout(cfg.dropout, deterministic=not train)(x)
         if x.shape[1] != 1:
             raise ValueError(f"the frequency axis ends at {x.shape[1]}, not 1: the input needs "
                              "129 frequency bins for this topology")

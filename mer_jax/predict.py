@@ -31,6 +31,7 @@ from mer_jax.audio import AudioError
 from mer_jax.evaluate import write_csv
 from mer_jax.inference import (MIN_STD, TARGETS, ModelLoadError, Prediction, PredictionError,
                                Predictor, load_model)
+from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS, SeparationError
 from mer_jax.training.data import MODES
 
@@ -233,5 +234,8 @@ def main(argv=None) -> int:
     return 1 if todo and failed == len(todo) else 0
 
 
+# the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)
+cli = functools.partial(run_command, main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

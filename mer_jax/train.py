@@ -12,10 +12,12 @@ DIR/splits.json (shared with the Random Forest) and DIR/run_<mode>.json (config,
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 from mer_jax.model import count_params, param_shapes
+from mer_jax.runtime import run_command
 from mer_jax.training.config import apply_overrides, load_config
 from mer_jax.training.data import MODES
 
@@ -51,5 +53,8 @@ def main(argv=None) -> int:
     return 0
 
 
+# the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)
+cli = functools.partial(run_command, main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import csv
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax.data.synth import SynthConfig, write_dataset
+from mer_jax.runtime import run_command
 from mer_jax.separation import STEM_ORDER
 from mer_jax.separation.quality import track_sdr
 from mer_jax.store import FeatureStore
@@ -115,5 +117,8 @@ def main(argv=None) -> int:
     return code
 
 
+# the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)
+cli = functools.partial(run_command, main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

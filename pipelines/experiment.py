@@ -16,6 +16,7 @@ Full reproduction on PMEmo: ``--data-dir /path/to/PMEmo2019 --config configs/pap
 from __future__ import annotations
 
 import argparse
+import functools
 import dataclasses
 import hashlib
 import json
@@ -29,6 +30,7 @@ from mer_jax import audio as audio_io
 from mer_jax import evaluate, forest, report
 from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
+from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS
 from mer_jax.store import FeatureStore
 from mer_jax.training import data
@@ -201,5 +203,8 @@ def main(argv=None) -> int:
     return 0
 
 
+# the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)
+cli = functools.partial(run_command, main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

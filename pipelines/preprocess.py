@@ -11,12 +11,14 @@ when no song could be processed.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 from mer_jax import audio as audio_io
 from mer_jax.data import DatasetError
 from mer_jax.preprocess import PreprocessConfig, preprocess
+from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS
 from mer_jax.separation.spleeter_weights import WeightsError
 from mer_jax.store import FeatureStore, StoreError
@@ -48,5 +50,8 @@ def main(argv=None) -> int:
     return 0 if len(store.done) else 1
 
 
+# the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)
+cli = functools.partial(run_command, main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -11,6 +11,7 @@ M6 medians on MUSDB18 (the paper's separator).
 from __future__ import annotations
 
 import argparse
+import functools
 import csv
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax import audio as audio_io
+from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS, STEM_ORDER, make_separator
 from mer_jax.separation.quality import track_sdr
 
@@ -73,5 +75,8 @@ def main(argv=None) -> int:
     return 0
 
 
+# the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)
+cli = functools.partial(run_command, main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -43,6 +43,32 @@ def test_forward_and_gradients_match_xla(shape):
     assert "mer_conv_backward_weights" in hlo.as_text()
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_conv_bias_relu_matches_xla(shape):
+    """relu(conv(x, w) + b) in one oneDNN call, and its gradients (dx, dw and db, the ReLU mask
+    taken from the output), equal XLA's unfused expression."""
+    n, h, w, c, k, o = shape
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.standard_normal((n, h, w, c)), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((k, k, c, o)), jnp.float32)
+    bias = jnp.asarray(rng.standard_normal(o), jnp.float32)
+
+    def objective(fn):
+        return lambda *args: jnp.sum(jnp.sin(fn(*args)))
+
+    fused = jax.jit(conv.conv_bias_relu)(x, kernel, bias)
+    reference = conv._xla_conv_bias_relu(x, kernel, bias)
+    np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-4)
+    assert float(jnp.mean(reference == 0)) > 0.2          # the ReLU is exercised
+    ours = jax.jit(jax.grad(objective(conv.conv_bias_relu), argnums=(0, 1, 2)))(x, kernel, bias)
+    expected = jax.grad(objective(conv._xla_conv_bias_relu), argnums=(0, 1, 2))(x, kernel, bias)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+    hlo = jax.jit(jax.grad(objective(conv.conv_bias_relu), argnums=(0, 1, 2))).lower(
+        x, kernel, bias).as_text()
+    assert "mer_conv_bias_relu_forward" in hlo and "mer_conv_backward_weights_bias" in hlo
+
+
 def test_vmapped_models_match():
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((3, 2, 10, 12, 4)), jnp.float32)
@@ -90,3 +116,23 @@ def test_max_pool_matches_flax():
     ours = jax.grad(lambda x: jnp.sum(max_pool_2x2(x) * weights))(x)
     reference = jax.grad(lambda x: jnp.sum(nn.max_pool(x, (2, 2), strides=(2, 2)) * weights))(x)
     np.testing.assert_array_equal(ours, reference)     # no ties in random normals
+
+
+def test_max_pool_gradient_shares_ties_as_jax_does():
+    """On tied maxima (ReLU zeros, repeated values) the gradient is jax's for a max over each
+    window: shared equally; odd edges get none."""
+    from mer_jax.model import max_pool_2x2
+    x = jnp.round(jax.random.normal(jax.random.PRNGKey(2), (2, 7, 9, 3)))  # many ties
+    x = jnp.maximum(x, 0.0)
+    weights = jax.random.normal(jax.random.PRNGKey(3), (2, 3, 4, 3))
+
+    def reference_pool(x):
+        return x[:, :6, :8].reshape(2, 3, 2, 4, 2, 3).max(axis=(2, 4))
+
+    np.testing.assert_array_equal(max_pool_2x2(x), reference_pool(x))
+    ours = jax.jit(jax.grad(lambda x: jnp.sum(max_pool_2x2(x) * weights)))(x)
+    reference = jax.grad(lambda x: jnp.sum(reference_pool(x) * weights))(x)
+    np.testing.assert_allclose(ours, reference, rtol=1e-6)
+    windows = x[:, :6, :8].reshape(2, 3, 2, 4, 2, 3)
+    ties = jnp.sum(windows == reference_pool(x)[:, :, None, :, None], axis=(2, 4))
+    assert int(jnp.sum(ties > 1)) > 5                   # the case is exercised

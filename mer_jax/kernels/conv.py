@@ -1,11 +1,13 @@
-"""``conv_general_dilated``: lax's convolution, with the CRNN's cases on CPU done by oneDNN.
+"""Convolutions with the CRNN's cases on CPU done by oneDNN.
 
-The oneDNN path takes stride-1, unpadded ("VALID", or "SAME" with a 1x1 kernel), undilated,
-ungrouped float32 convolutions in NHWC/HWIO layout - every convolution of the paper's CRNN. It is
-a ``jax.custom_vjp`` whose forward and backward passes (data and weight gradients) are XLA FFI
-custom calls (``onednn_conv.cc``); ``lax.platform_dependent`` keeps ``lax.conv_general_dilated``
-for GPU/TPU. ``MER_JAX_CONV=xla`` turns the oneDNN path off; when the kernels cannot be built,
-it stays off (``status()`` says why).
+``conv_bias_relu(x, w, b)`` (the CRNN's layers) and ``conv_general_dilated`` (lax's signature, a
+drop-in for flax.linen.Conv) take stride-1, unpadded ("VALID", or "SAME" with a 1x1 kernel),
+undilated, ungrouped float32 convolutions in NHWC/HWIO layout - every convolution of the paper's
+CRNN. Each is a ``jax.custom_vjp`` whose forward and backward passes (data and weight gradients;
+the bias and ReLU fused into the forward call, the bias gradient into the weight-gradient call)
+are XLA FFI custom calls (``onednn_conv.cc``); ``lax.platform_dependent`` keeps
+``lax.conv_general_dilated`` for GPU/TPU. ``MER_JAX_CONV=xla`` turns the oneDNN path off; when
+the kernels cannot be built, it stays off (``status()`` says why).
 """
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 _TARGETS = {"mer_conv_forward": "MerConvForward",
+            "mer_conv_bias_relu_forward": "MerConvBiasReluForward",
             "mer_conv_backward_data": "MerConvBackwardData",
-            "mer_conv_backward_weights": "MerConvBackwardWeights"}
+            "mer_conv_backward_weights": "MerConvBackwardWeights",
+            "mer_conv_backward_weights_bias": "MerConvBackwardWeightsBias"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,9 +67,13 @@ def _call(target, result, *args):
     return jax.ffi.ffi_call(target, result, vmap_method="sequential")(*args)
 
 
-def _forward(x, w):
+def _require_kernels() -> None:
     if (reason := _load()) is not None:
         raise RuntimeError(f"the oneDNN convolution kernels are unavailable: {reason}")
+
+
+def _forward(x, w):
+    _require_kernels()
     return lax.platform_dependent(
         x, w, cpu=lambda x, w: _call("mer_conv_forward", _out_shape(x, w), x, w),
         default=_xla_conv)
@@ -98,6 +106,57 @@ def _conv_bwd(residuals, dy):
 
 
 conv_valid.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _xla_conv_bias_relu(x, w, b):
+    return jax.nn.relu(_xla_conv(x, w) + b)
+
+
+def _forward_bias_relu(x, w, b):
+    _require_kernels()
+    return lax.platform_dependent(
+        x, w, b, default=_xla_conv_bias_relu,
+        cpu=lambda x, w, b: _call("mer_conv_bias_relu_forward", _out_shape(x, w), x, w, b))
+
+
+@jax.custom_vjp
+def _conv_bias_relu_onednn(x, w, b):
+    return _forward_bias_relu(x, w, b)
+
+
+def _conv_bias_relu_fwd(x, w, b):
+    y = _forward_bias_relu(x, w, b)
+    return y, (x, w, y)             # the ReLU's gradient mask comes from y: no pre-activation kept
+
+
+def _conv_bias_relu_bwd(residuals, dy):
+    x, w, y = residuals
+    g = jnp.where(y > 0, dy, 0.0)   # jax.nn.relu's gradient: 0 where the pre-activation is <= 0
+
+    def onednn(x, w, g):
+        dx = _call("mer_conv_backward_data", jax.ShapeDtypeStruct(x.shape, x.dtype), g, w)
+        dw, db = _call("mer_conv_backward_weights_bias",
+                       (jax.ShapeDtypeStruct(w.shape, w.dtype),
+                        jax.ShapeDtypeStruct(w.shape[-1:], w.dtype)), x, g)
+        return dx, dw, db
+
+    def xla(x, w, g):
+        return (*jax.vjp(_xla_conv, x, w)[1](g), g.sum(axis=(0, 1, 2)))
+
+    return lax.platform_dependent(x, w, g, cpu=onednn, default=xla)
+
+
+_conv_bias_relu_onednn.defvjp(_conv_bias_relu_fwd, _conv_bias_relu_bwd)
+
+
+def conv_bias_relu(x: jnp.ndarray, w: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """``relu(conv(x, w) + b)``, "VALID", stride 1: ``x (N, H, W, C)``, ``w (KH, KW, C, O)``,
+    ``b (O,)`` -> ``(N, H - KH + 1, W - KW + 1, O)``. On CPU one oneDNN call with the bias and
+    ReLU fused (and one for the weight and bias gradients); elsewhere, with ``MER_JAX_CONV=xla``
+    or for non-float32 inputs, the same expression in lax."""
+    if enabled() and all(a.dtype == jnp.float32 for a in (x, w, b)):
+        return _conv_bias_relu_onednn(x, w, b)
+    return _xla_conv_bias_relu(x, w, b)
 
 
 def _is_zero_padding(padding, kernel_shape) -> bool:

@@ -21,7 +21,9 @@ import orbax.checkpoint as ocp
 from tqdm import tqdm
 
 from mer_jax import plots
+from mer_jax.kernels import conv
 from mer_jax.predictions import write_prediction_table
+from mer_jax.runtime import malloc_status
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
 from mer_jax.training.config import TrainConfig
@@ -119,6 +121,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     record = {"mode": mode, "config": config.to_dict(), "store": str(Path(store_path).resolve()),
               "store_config_hash": store.attrs.get("config_hash"), "iterations": k_models,
               "git_commit": git_commit(), "jax": jax.__version__, "backend": jax.default_backend(),
+              "convolutions": conv.status(), "malloc": malloc_status(),
               "models_in_parallel": chunk, "steps": total_steps, "resumed_from_step": start}
     (workdir / f"run_{mode}.json").write_text(json.dumps(record, indent=1) + "\n")
 
