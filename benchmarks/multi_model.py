@@ -9,8 +9,9 @@ For each K, ways to advance K models (own parameters, own batches) by one Adam s
   vmapped            MultiModel with one group of K models (the accelerator default),
   lax_map            one program mapping the models one after another (lax.map): shown for
                      the record, it is the slowest on XLA:CPU.
-Each variant runs in a fresh process; reported: seconds per model-step (median over --steps after
-one warm-up step), the ratio to sequential, and the process's peak RSS. Then a real training run
+Each variant runs in a fresh process (all with the huge-page malloc of mer_jax.runtime, as the
+commands run); reported: seconds per model-step (median over --steps after one warm-up step),
+the ratio to sequential, and the process's peak RSS. Then a real training run
 (train_and_evaluate on a synthetic store, K = 4) reports how long the step loop waited for data.
 """
 from __future__ import annotations
@@ -159,4 +160,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mer_jax.runtime import run_command
+    run_command(main)          # as our commands run: glibc's huge-page malloc (children inherit it)

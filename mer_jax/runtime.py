@@ -1,16 +1,16 @@
 """Process settings for long CPU runs: glibc's malloc on transparent huge pages.
 
-XLA:CPU allocates all of an execution's temporaries as one block (2.4 GB for the paper CRNN's
+XLA:CPU allocates all of an execution's temporaries as one block (1.75 GB for the paper CRNN's
 train step at batch 8) on one of its worker threads. glibc serves a block that large with a fresh
 ``mmap`` and unmaps it when the step ends, so the next step faults all of it in again, 4 KiB at a
-time: about 600,000 page faults per step, roughly a quarter of the step's time on the 2-core
-reference machine (BENCHMARKS.md). With glibc's ``glibc.malloc.hugetlb=1`` tunable, malloc asks
-for transparent huge pages on those mappings (``madvise``), and the same memory takes about a
-thousand 2 MiB faults.
+time: about 450,000 page faults per step, 0.4 s of a 5.1 s step on the 2-core reference machine
+(BENCHMARKS.md). With glibc's ``glibc.malloc.hugetlb=1`` tunable, malloc asks for transparent
+huge pages on those mappings (``madvise``), and the same memory takes about a thousand 2 MiB
+faults.
 
 glibc reads tunables only when a process starts, so the command-line entry points re-execute
-themselves once with the tunable added to ``GLIBC_TUNABLES`` (``reexec_with_malloc_tunables``,
-called from their ``__main__`` blocks, never on import); ``malloc_environment()`` gives the same
+themselves once with the tunable added to ``GLIBC_TUNABLES`` (``run_command``, which their
+``__main__`` blocks and console commands call; importing never does); ``malloc_environment()`` gives the same
 environment for subprocesses. ``MER_JAX_MALLOC=system`` turns this off. Elsewhere than Linux with
 glibc it does nothing; with glibc older than 2.35 the tunable is unknown and ignored.
 """

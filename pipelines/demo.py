@@ -17,8 +17,8 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import csv
+import functools
 import sys
 from pathlib import Path
 

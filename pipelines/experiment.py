@@ -16,8 +16,8 @@ Full reproduction on PMEmo: ``--data-dir /path/to/PMEmo2019 --config configs/pap
 from __future__ import annotations
 
 import argparse
-import functools
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil

@@ -11,8 +11,8 @@ M6 medians on MUSDB18 (the paper's separator).
 from __future__ import annotations
 
 import argparse
-import functools
 import csv
+import functools
 import sys
 from pathlib import Path
 

@@ -136,3 +136,22 @@ def test_max_pool_gradient_shares_ties_as_jax_does():
     windows = x[:, :6, :8].reshape(2, 3, 2, 4, 2, 3)
     ties = jnp.sum(windows == reference_pool(x)[:, :, None, :, None], axis=(2, 4))
     assert int(jnp.sum(ties > 1)) > 5                   # the case is exercised
+
+
+def test_gpu_lowering_keeps_xla_convolutions():
+    """Lowered for CUDA, the CRNN's train gradient has XLA's convolutions (10 forward, 9 input
+    gradients, 10 weight gradients) and no oneDNN call; lowered for CPU, the reverse."""
+    config = ModelConfig(conv_channels=((8, 4),) * 5, lstm_units=(8, 8, 8), dense_units=(8, 8, 8))
+    shape = (129, 128, 1)
+    params = init_params(config, shape, jax.random.PRNGKey(0))
+    x = jnp.ones((2, *shape))
+
+    def loss(params, x, key):
+        out = CRNN(config).apply({"params": params}, x, train=True, rngs={"dropout": key})
+        return jnp.sum(out ** 2)
+
+    traced = jax.jit(jax.grad(loss)).trace(params, x, jax.random.PRNGKey(1))
+    cuda = traced.lower(lowering_platforms=("cuda",)).as_text()
+    cpu = traced.lower(lowering_platforms=("cpu",)).as_text()
+    assert "mer_conv" not in cuda and cuda.count("stablehlo.convolution") == 29
+    assert "mer_conv_bias_relu_forward" in cpu and "stablehlo.convolution" not in cpu
