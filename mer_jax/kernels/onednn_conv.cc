@@ -187,16 +187,16 @@ ffi::Error ConvBackwardWeightsBias(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32
 
 }  // namespace
 
-#define MER_F32 ffi::Buffer<ffi::F32>
+using F32Buffer = ffi::Buffer<ffi::F32>;
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MerConvForward, ConvForward,
-                              ffi::Ffi::Bind().Arg<MER_F32>().Arg<MER_F32>().Ret<MER_F32>());
+                              ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     MerConvBiasReluForward, ConvBiasReluForward,
-    ffi::Ffi::Bind().Arg<MER_F32>().Arg<MER_F32>().Arg<MER_F32>().Ret<MER_F32>());
+    ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MerConvBackwardData, ConvBackwardData,
-                              ffi::Ffi::Bind().Arg<MER_F32>().Arg<MER_F32>().Ret<MER_F32>());
+                              ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MerConvBackwardWeights, ConvBackwardWeights,
-                              ffi::Ffi::Bind().Arg<MER_F32>().Arg<MER_F32>().Ret<MER_F32>());
+                              ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     MerConvBackwardWeightsBias, ConvBackwardWeightsBias,
-    ffi::Ffi::Bind().Arg<MER_F32>().Arg<MER_F32>().Ret<MER_F32>().Ret<MER_F32>());
+    ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>().Ret<F32Buffer>());
