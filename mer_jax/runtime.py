@@ -3,8 +3,8 @@
 XLA:CPU allocates all of an execution's temporaries as one block (1.75 GB for the paper CRNN's
 train step at batch 8) on one of its worker threads. glibc serves a block that large with a fresh
 ``mmap`` and unmaps it when the step ends, so the next step faults all of it in again, 4 KiB at a
-time: about 450,000 page faults per step, 0.4 s of a 5.1 s step on the 2-core reference machine
-(BENCHMARKS.md). With glibc's ``glibc.malloc.hugetlb=1`` tunable, malloc asks for transparent
+time (846,000 minor faults per step measured with the earlier 3.24 GB block); with the
+current block that cost 0.4 s of a 5.1 s step on the 2-core reference machine (BENCHMARKS.md). With glibc's ``glibc.malloc.hugetlb=1`` tunable, malloc asks for transparent
 huge pages on those mappings (``madvise``), and the same memory takes about a thousand 2 MiB
 faults.
 
