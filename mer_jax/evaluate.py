@@ -4,7 +4,12 @@
 
 Writes to OUT:
     kl_iteration_N.csv   song_id, kl_mixed, kl_sep (the inputs present)
-    stats.csv            iteration,E_mixed,E_sep,M_mixed,M_sep,W_mixed_sep
+    kl_baselines_iteration_N.csv  song_id, kl_constant, kl_calibrated (when baselines are known)
+    stats.csv            iteration,E_mixed,E_sep,M_mixed,M_sep,W_mixed_sep (with several model
+                         seeds: from each song's KL averaged over the seeds)
+    stats_seeds.csv      seed,iteration,... the same per seed (runs of several seeds)
+    baselines.csv        iteration,model,input,E_model,E_constant,E_calibrated,W_model_constant,
+                         W_model_calibrated (when the training labels are known)
     metrics.csv          iteration, input, dimension, rmse, pearson_r (per iteration and "mean")
     kl_histograms.png    the paper's Figure 4: per iteration, mixed vs sep, 30 bins
     evaluation.json      settings (median convention, std clamp) and the tables read
@@ -14,100 +19,185 @@ reproduces the paper's Tables 1-2 to 3 decimals.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import glob
-import json
-import math
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from mer_jax import baselines, plots, stats
 from mer_jax import kl as kl_lib
-from mer_jax import plots, stats
 from mer_jax.data.songs import LABEL_NAMES
+from mer_jax.files import write_csv, write_json
 from mer_jax.predictions import IterationTable, PredictionTableError, read_iterations
 
 METRICS_HEADER = ("iteration", "input", "dimension", "rmse", "pearson_r")
+BASELINES_HEADER = ("iteration", "model", "input", "E_model", "E_constant", "E_calibrated",
+                    "W_model_constant", "W_model_calibrated")
+SEED_STATS_HEADER = ("seed", *stats.STATS_HEADER)
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """KL per song, the stats table, and regression metrics of a set of iterations."""
+    """KL per song, the stats table, baselines and regression metrics of a set of iterations.
+
+    With several model seeds per iteration, ``kl`` holds each song's KL averaged over the seeds
+    (the rows of ``stats.csv`` are computed from it) and ``kl_by_seed`` each seed's own.
+    """
 
     tables: list[IterationTable]
-    kl: dict[int, dict[str, np.ndarray]]          # iteration -> input -> (songs,)
+    songs: dict[int, tuple[str, ...]]             # iteration -> test song ids
+    kl: dict[int, dict[str, np.ndarray]]          # iteration -> input -> (songs,), seed mean
+    kl_by_seed: dict[int | None, dict[int, dict[str, np.ndarray]]]
+    baseline_kl: dict[int, dict[str, np.ndarray]]  # iteration -> baseline -> (songs,); {} unknown
+    train_sizes: dict[int, int]                   # iteration -> training songs (when known)
     stats_rows: list[dict[str, float]]            # one per iteration, keys = stats.STATS_HEADER
+    seed_stats_rows: list[dict[str, float]]       # one per seed and iteration (+ "seed")
+    baseline_rows: list[dict[str, object]]        # keys = BASELINES_HEADER
     metrics_rows: list[dict[str, object]]         # keys = METRICS_HEADER
     median_convention: str
     min_std: float | None
 
+    @property
+    def seeds(self) -> list[int | None]:
+        return sorted(self.kl_by_seed, key=lambda s: -1 if s is None else s)
+
+
+def _table_kl(table: IterationTable, order: np.ndarray, min_std) -> dict[str, np.ndarray]:
+    """Per-song KL of each input of ``table``, rows reordered by ``order``."""
+    out = {}
+    truth = table.truth[order]
+    ids = [table.song_ids[k] for k in order]
+    for name, prediction in table.predictions.items():
+        prediction = prediction[order]
+        try:
+            out[name] = kl_lib.kl_divergence(
+                truth[:, :2], truth[:, 2:], prediction[:, :2], prediction[:, 2:],
+                min_std=min_std, row_names=ids).astype(np.float64)
+        except kl_lib.InvalidStdError as err:
+            raise kl_lib.InvalidStdError(
+                f"{', '.join(table.sources)}: '{name}' predictions: {err}", err.rows) from None
+    return out
+
+
+def _aligned(group: list[IterationTable]) -> list[np.ndarray]:
+    """Row orders that put every seed's table of one iteration in the first one's song order."""
+    first = group[0]
+    position = {song: k for k, song in enumerate(first.song_ids)}
+    orders = []
+    for table in group:
+        if set(table.song_ids) != set(first.song_ids):
+            raise PredictionTableError(f"{table.sources[0]}: its songs differ from those of "
+                                       f"{first.sources[0]} (same iteration {table.iteration})")
+        order = np.argsort([position[s] for s in table.song_ids])
+        if not np.allclose(table.truth[order], first.truth, atol=1e-6):
+            raise PredictionTableError(f"{table.sources[0]}: ground truth differs from "
+                                       f"{first.sources[0]} for the same songs")
+        orders.append(order)
+    return orders
+
 
 def evaluate_iterations(tables: list[IterationTable], median_convention: str = "true",
-                        min_std: float | None = None) -> Evaluation:
-    kl: dict[int, dict[str, np.ndarray]] = {}
-    stats_rows, metrics_rows = [], []
-    per_input: dict[tuple[str, str], list[tuple[float, float]]] = {}
+                        min_std: float | None = None,
+                        train_labels: dict[int, np.ndarray] | None = None,
+                        model: str = "model") -> Evaluation:
+    """``train_labels``: iteration -> ``(n_train, 4)``, for the baselines (omitted: no baselines).
+    ``model``: the name written in ``baselines.csv``."""
+    groups: dict[int, list[IterationTable]] = {}
     for table in tables:
-        kl[table.iteration] = {}
-        for name, prediction in table.predictions.items():
-            try:
-                kl[table.iteration][name] = kl_lib.kl_divergence(
-                    table.truth[:, :2], table.truth[:, 2:], prediction[:, :2], prediction[:, 2:],
-                    min_std=min_std, row_names=table.song_ids).astype(np.float64)
-            except kl_lib.InvalidStdError as err:
-                raise kl_lib.InvalidStdError(
-                    f"{', '.join(table.sources)}: '{name}' predictions: {err}", err.rows) from None
-            errors = stats.rmse(table.truth, prediction)
-            correlations = stats.pearson_r(table.truth, prediction)
-            for d, dim in enumerate(LABEL_NAMES):
-                metrics_rows.append({"iteration": table.iteration, "input": name,
-                                     "dimension": dim, "rmse": float(errors[d]),
-                                     "pearson_r": float(correlations[d])})
-                per_input.setdefault((name, dim), []).append((errors[d], correlations[d]))
-        stats_rows.append(stats.iteration_stats(table.iteration, kl[table.iteration],
-                                                median_convention))
+        groups.setdefault(table.iteration, []).append(table)
+    songs, kl, by_seed, base, sizes = {}, {}, {}, {}, {}
+    stats_rows, seed_rows, baseline_rows, metrics_rows = [], [], [], []
+    per_input: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for iteration, group in sorted(groups.items()):
+        first = group[0]
+        songs[iteration] = first.song_ids
+        per_seed = {}
+        metric_values: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        for table, order in zip(group, _aligned(group)):
+            per_seed[table.seed] = _table_kl(table, order, min_std)
+            by_seed.setdefault(table.seed, {})[iteration] = per_seed[table.seed]
+            for name, prediction in table.predictions.items():
+                errors = stats.rmse(first.truth, prediction[order])
+                correlations = stats.pearson_r(first.truth, prediction[order])
+                for d in range(len(LABEL_NAMES)):
+                    metric_values.setdefault((name, d), []).append((errors[d], correlations[d]))
+        kl[iteration] = {name: np.mean([v[name] for v in per_seed.values()], axis=0)
+                         for name in first.predictions}
+        for (name, d), values in metric_values.items():
+            errors, correlations = np.mean(values, axis=0)
+            metrics_rows.append({"iteration": iteration, "input": name,
+                                 "dimension": LABEL_NAMES[d], "rmse": float(errors),
+                                 "pearson_r": float(correlations)})
+            per_input.setdefault((name, LABEL_NAMES[d]), []).append((errors, correlations))
+        stats_rows.append(stats.iteration_stats(iteration, kl[iteration], median_convention))
+        if len(group) > 1:
+            seed_rows += [{"seed": seed, **stats.iteration_stats(iteration, values,
+                                                                 median_convention)}
+                          for seed, values in sorted(per_seed.items())]
+        if train_labels is not None:
+            if iteration not in train_labels:
+                raise PredictionTableError(f"iteration {iteration}: no training labels known "
+                                           "for its baselines")
+            sizes[iteration] = len(train_labels[iteration])
+            base[iteration] = baselines.baseline_kl(first.truth, train_labels[iteration],
+                                                    min_std)
+            baseline_rows += _baseline_rows(iteration, model, kl[iteration], base[iteration])
     for (name, dim), values in per_input.items():
         errors, correlations = np.array(values).T
         metrics_rows.append({"iteration": "mean", "input": name, "dimension": dim,
                              "rmse": float(errors.mean()), "pearson_r": float(correlations.mean())})
-    return Evaluation(tables, kl, stats_rows, metrics_rows, median_convention, min_std)
+    return Evaluation(tables, songs, kl, by_seed, base, sizes, stats_rows, seed_rows,
+                      baseline_rows, metrics_rows, median_convention, min_std)
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else format(value, ".6g")
-    return str(value)
-
-
-def write_csv(path: Path, header, rows) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow([_fmt(row[key]) for key in header])
-    os.replace(tmp, path)
+def _baseline_rows(iteration, model, kl, base) -> list[dict[str, object]]:
+    return [{"iteration": iteration, "model": model, "input": name,
+             "E_model": float(np.mean(values)), "E_constant": float(np.mean(base["constant"])),
+             "E_calibrated": float(np.mean(base["calibrated"])),
+             "W_model_constant": stats.wilcoxon_p(values, base["constant"]),
+             "W_model_calibrated": stats.wilcoxon_p(values, base["calibrated"])}
+            for name, values in kl.items()]
 
 
 def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str | None = None) -> Path:
+    """Writes the files listed in the module docstring into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for table in evaluation.tables:
-        kl = evaluation.kl[table.iteration]
-        header = ["song_id", *(f"kl_{name}" for name in kl)]
-        rows = [{"song_id": song, **{f"kl_{n}": float(v[k]) for n, v in kl.items()}}
-                for k, song in enumerate(table.song_ids)]
-        write_csv(out / f"kl_iteration_{table.iteration}.csv", header, rows)
+    for iteration, songs in evaluation.songs.items():
+        for name, kl in (("kl", evaluation.kl[iteration]),
+                         ("kl_baselines", evaluation.baseline_kl.get(iteration))):
+            if kl:
+                header = ["song_id", *(f"kl_{n}" for n in kl)]
+                rows = [{"song_id": song, **{f"kl_{n}": float(v[k]) for n, v in kl.items()}}
+                        for k, song in enumerate(songs)]
+                write_csv(out / f"{name}_iteration_{iteration}.csv", header, rows)
     write_csv(out / "stats.csv", stats.STATS_HEADER, evaluation.stats_rows)
+    if evaluation.seed_stats_rows:
+        write_csv(out / "stats_seeds.csv", SEED_STATS_HEADER, evaluation.seed_stats_rows)
+    if evaluation.baseline_rows:
+        write_csv(out / "baselines.csv", BASELINES_HEADER, evaluation.baseline_rows)
     write_csv(out / "metrics.csv", METRICS_HEADER, evaluation.metrics_rows)
     plots.kl_histograms(evaluation.kl, out / "kl_histograms.png", title=title)
-    summary = {"median_convention": evaluation.median_convention, "min_std": evaluation.min_std,
-               "iterations": {t.iteration: list(t.sources) for t in evaluation.tables}}
-    (out / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "evaluation.json", {
+        "median_convention": evaluation.median_convention, "min_std": evaluation.min_std,
+        "seeds": evaluation.seeds, "baselines": bool(evaluation.baseline_rows),
+        "tables": {f"{t.iteration}" + (f"/seed {t.seed}" if t.seed is not None else ""):
+                   list(t.sources) for t in evaluation.tables}})
     return out
+
+
+def format_baselines(rows: list[dict[str, object]]) -> str:
+    """The baselines table as printed text (mean KL per iteration, Wilcoxon p against each)."""
+    lines = [f"{'iteration':>9} {'input':>6} {'E_model':>8} {'E_const':>8} {'E_calib':>8} "
+             f"{'W_const':>8} {'W_calib':>8}"]
+    for r in rows:
+        lines.append(f"{r['iteration']:>9} {r['input']:>6} {r['E_model']:>8.3f} "
+                     f"{r['E_constant']:>8.3f} {r['E_calibrated']:>8.3f} "
+                     f"{r['W_model_constant']:>8.2g} {r['W_model_calibrated']:>8.2g}")
+    return "\n".join(lines)
 
 
 def format_stats(rows: list[dict[str, float]]) -> str:
@@ -140,6 +230,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="clamp standard deviations to at least this value instead of "
                              "rejecting predictions with sigma <= 0")
     parser.add_argument("--title", default=None, help="title of the histogram figure")
+    parser.add_argument("--baselines-from-tables", action="store_true",
+                        help="score the constant and calibrated-constant baselines, with each "
+                             "iteration's training labels taken as the labelled songs of the "
+                             "other tables not in its test set (as for the authors' files)")
+    parser.add_argument("--model", default="model", help="model name in baselines.csv")
     return parser.parse_args(argv)
 
 
@@ -151,14 +246,19 @@ def main(argv=None) -> int:
         return 2
     try:
         tables = read_iterations(paths)
-        evaluation = evaluate_iterations(tables, args.median, args.min_std)
-    except (PredictionTableError, kl_lib.InvalidStdError) as err:
+        train = baselines.training_labels_from_tables(tables) \
+            if args.baselines_from_tables else None
+        evaluation = evaluate_iterations(tables, args.median, args.min_std, train, args.model)
+    except (PredictionTableError, kl_lib.InvalidStdError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = write_evaluation(evaluation, args.out, title=args.title)
-    print(f"{len(tables)} iterations from {len(paths)} tables; median: {args.median}")
+    print(f"{len(evaluation.songs)} iterations x {len(evaluation.seeds)} seed(s) from "
+          f"{len(paths)} tables; median: {args.median}")
     print(format_stats(evaluation.stats_rows))
     print(format_metrics(evaluation.metrics_rows))
+    if evaluation.baseline_rows:
+        print(format_baselines(evaluation.baseline_rows))
     print(f"wrote {out}")
     return 0
 

@@ -32,6 +32,7 @@ import orbax.checkpoint as ocp
 from mer_jax import audio as audio_io
 from mer_jax.features.spectrogram import spectrogram
 from mer_jax.model import param_shapes
+from mer_jax.predictions import table_name
 from mer_jax.preprocess import PreprocessConfig
 from mer_jax.separation import STEM_ORDER, make_separator
 from mer_jax.store import FeatureStore
@@ -104,36 +105,56 @@ def _load_folder(folder: Path, mode: str | None) -> LoadedModel:
                        _preprocess_of(saved, workdir, folder), shape, params)
 
 
-def _load_latest_checkpoint(workdir: Path, mode: str, iteration: int) -> LoadedModel:
-    """From ``checkpoints/<mode>`` (a run still training, or never exported)."""
+def _load_latest_checkpoint(workdir: Path, mode: str, iteration: int,
+                            seed: int | None) -> LoadedModel:
+    """From the run's ``checkpoints/<mode>/<fingerprint>`` (still training, or never exported)."""
     run = _read_json(workdir / f"run_{mode}.json")
     config = TrainConfig.from_dict(run["config"])
-    k_models = int(run["iterations"])
-    if not 1 <= iteration <= k_models:
-        raise ModelLoadError(f"{workdir}: iteration {iteration} not in 1..{k_models}")
-    manager = ocp.CheckpointManager((workdir / "checkpoints" / mode).resolve())
+    k_splits = int(run["iterations"])
+    seeds = run.get("seeds", [config.seed])
+    if not 1 <= iteration <= k_splits:
+        raise ModelLoadError(f"{workdir}: iteration {iteration} not in 1..{k_splits}")
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ModelLoadError(f"{workdir}: seed {seed} not among the run's seeds {seeds}")
+    folder = workdir / "checkpoints" / mode / run.get("fingerprint", "")
+    manager = ocp.CheckpointManager(folder.resolve())
     step = manager.latest_step()
     if step is None:
-        raise ModelLoadError(f"{workdir / 'checkpoints' / mode}: no checkpoint saved yet")
+        raise ModelLoadError(f"{folder}: no checkpoint saved yet")
     preprocess = _preprocess_of({"mode": mode}, workdir, workdir)
     channels = 1 if mode == "mixed" else len(STEM_ORDER)
     shape = (preprocess.spectrogram.bins, config.time_bins, channels)
+    rate = steps.learning_rate(config.learning_rate, config.lr_schedule, int(run["steps"]),
+                               config.warmup_steps)
     one = jax.eval_shape(lambda: steps.create_state(config.model, shape, jax.random.PRNGKey(0),
-                                                    config.learning_rate))
+                                                    rate))
     stacked = jax.tree_util.tree_map(
-        lambda s: jax.ShapeDtypeStruct((k_models, *s.shape), s.dtype), one)
+        lambda s: jax.ShapeDtypeStruct((len(seeds) * k_splits, *s.shape), s.dtype), one)
     state = manager.restore(step, args=ocp.args.StandardRestore(stacked))
-    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x[iteration - 1]), state.params)
-    return LoadedModel(f"{workdir / 'checkpoints' / mode}@{step}", mode, iteration, config,
-                       preprocess, shape, params)
+    k = seeds.index(seed) * k_splits + iteration - 1
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x[k]), state.params)
+    return LoadedModel(f"{folder}@{step}", mode, iteration, config, preprocess, shape, params)
+
+
+def _model_folder(path: Path, mode: str, iteration: int, seed: int | None) -> Path | None:
+    """The exported model of (mode, iteration, seed) in a workdir; seed None: the one-seed name,
+    else the lowest seed's."""
+    if seed is not None:
+        candidates = [path / "models" / table_name(mode, iteration, seed)]
+    else:
+        candidates = [path / "models" / table_name(mode, iteration)] + sorted(
+            (path / "models").glob(f"{mode}_seed_*_iteration_{iteration}"),
+            key=lambda p: int(p.name.split("_")[2]))
+    return next((c for c in candidates if (c / "model.json").is_file()), None)
 
 
 def load_model(checkpoint: os.PathLike | str, mode: str | None = None,
-               iteration: int = 1) -> LoadedModel:
-    """``checkpoint``: one model folder (``models/<mode>_iteration_N``, holding model.json) or a
-    training workdir (``mer_jax.train --workdir``): its exported ``models/<mode>_iteration_N``,
-    else the latest Orbax checkpoint under ``checkpoints/<mode>``. ``mode`` None: the folder's
-    mode, or "mixed" for a workdir that has it, else its only mode."""
+               iteration: int = 1, seed: int | None = None) -> LoadedModel:
+    """``checkpoint``: one model folder (``models/<name>``, holding model.json) or a training
+    workdir (``mer_jax.train --workdir``): its exported model of ``iteration`` (and ``seed``;
+    None: the run's first), else the latest Orbax checkpoint of its run. ``mode`` None: the
+    folder's mode, or "mixed" for a workdir that has it, else its only mode."""
     path = Path(checkpoint)
     if mode is not None and mode not in MODES:
         raise ModelLoadError(f"mode must be one of {MODES}, not {mode!r}")
@@ -141,20 +162,20 @@ def load_model(checkpoint: os.PathLike | str, mode: str | None = None,
         return _load_folder(path, mode)
     if not path.is_dir():
         raise ModelLoadError(f"{path}: no such checkpoint folder")
-    trained = [m for m in MODES if (path / "models" / f"{m}_iteration_{iteration}").is_dir()
+    trained = [m for m in MODES if _model_folder(path, m, iteration, seed) is not None
                or (path / "checkpoints" / m).is_dir()]
     if mode is None:
         if not trained:
             raise ModelLoadError(f"{path}: neither a model folder (model.json) nor a training "
                                  "workdir (models/ or checkpoints/)")
         mode = "mixed" if "mixed" in trained else trained[0]
-    folder = path / "models" / f"{mode}_iteration_{iteration}"
-    if (folder / "model.json").is_file():
+    folder = _model_folder(path, mode, iteration, seed)
+    if folder is not None:
         return _load_folder(folder, mode)
-    if (path / "checkpoints" / mode).is_dir():
-        return _load_latest_checkpoint(path, mode, iteration)
+    if (path / f"run_{mode}.json").is_file() and (path / "checkpoints" / mode).is_dir():
+        return _load_latest_checkpoint(path, mode, iteration, seed)
     raise ModelLoadError(f"{path}: no {mode!r} model of iteration {iteration} (looked for "
-                         f"models/{mode}_iteration_{iteration}/ and checkpoints/{mode}/)")
+                         f"models/{table_name(mode, iteration, seed)}/ and checkpoints/{mode}/)")
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:

@@ -43,6 +43,8 @@ class ModelConfig:
     dropout: float = 0.1
     lstm_over: str = "channels"          # "channels" (paper) or "time"
     std_activation: str = "linear"       # "linear" (paper) or "softplus"
+    input_norm: bool = False             # per-frequency standardisation (fitted, not trained)
+    output_prior: bool = False           # outputs as offsets from a fitted prior (not trained)
 
     def __post_init__(self):
         if self.lstm_over not in ("channels", "time"):
@@ -111,6 +113,56 @@ class ConvReLU(nn.Module):
         return conv_bias_relu(x, kernel, bias)
 
 
+class InputNorm(nn.Module):
+    """``(x - mean) * scale`` per frequency bin and channel: ``(B, F, T, C)`` -> same shape.
+
+    ``mean`` and ``scale`` (``(F, 1, C)``, initially 0 and 1) are parameters so that they travel
+    with the model (checkpoints, exports, vmapped stacks), but they are *fitted*, not trained: the
+    training loop sets them from the training songs of the model's own split
+    (:func:`set_input_norm`) and no gradient reaches them (``stop_gradient``; Adam's update of a
+    zero gradient is zero)."""
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        shape = (x.shape[1], 1, x.shape[3])
+        mean = self.param("mean", nn.initializers.zeros_init(), shape, jnp.float32)
+        scale = self.param("scale", nn.initializers.ones_init(), shape, jnp.float32)
+        return (x - jax.lax.stop_gradient(mean)) * jax.lax.stop_gradient(scale)
+
+
+def set_input_norm(params: dict, mean: np.ndarray, std: np.ndarray) -> dict:
+    """``params`` with ``InputNorm_0`` fitted: ``mean`` and ``std`` ``(F, C)`` of the training
+    inputs over songs and time (stds floored at 1% of their median, so that a near-constant bin
+    is not blown up)."""
+    std = np.asarray(std, np.float64)
+    scale = 1.0 / np.maximum(std, 0.01 * np.median(std) + 1e-12)
+    norm = {"mean": jnp.asarray(np.asarray(mean)[:, None, :], jnp.float32),
+            "scale": jnp.asarray(scale[:, None, :], jnp.float32)}
+    return {**params, "InputNorm_0": norm}
+
+
+class OutputPrior(nn.Module):
+    """The prediction of a model that knows nothing about the song, ``(4,)``: (valence mean,
+    arousal mean, valence std, arousal std). Fitted (:func:`set_output_prior`), not trained: the
+    head's outputs are offsets from it, so a fresh model starts at the calibrated constant of its
+    training songs instead of spending its first hundreds of steps moving output biases."""
+
+    @nn.compact
+    def __call__(self) -> jnp.ndarray:
+        init = lambda key, shape, dtype: jnp.array([0.0, 0.0, TYPICAL_STD, TYPICAL_STD], dtype)
+        return jax.lax.stop_gradient(self.param("value", init, (4,), jnp.float32))
+
+
+def _inverse_softplus(y: jnp.ndarray) -> jnp.ndarray:
+    return jnp.log(jnp.expm1(y))
+
+
+def set_output_prior(params: dict, prior: np.ndarray) -> dict:
+    """``params`` with ``OutputPrior_0`` set to ``prior`` ``(4,)`` (e.g. the calibrated constant
+    of the training labels, :func:`mer_jax.baselines.calibrated`)."""
+    return {**params, "OutputPrior_0": {"value": jnp.asarray(prior, jnp.float32)}}
+
+
 class CRNN(nn.Module):
     config: ModelConfig
 
@@ -118,6 +170,8 @@ class CRNN(nn.Module):
     def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
         """``(batch, freq, time, channels)`` -> ``(batch, 4)``."""
         cfg = self.config
+        if cfg.input_norm:
+            x = InputNorm()(x)
         for block, ((wide, narrow), k) in enumerate(zip(cfg.conv_channels, cfg.kernels)):
             # named as nn.Conv layers would be: checkpoints of either model load into the other
             x = ConvReLU(wide, k, name=f"Conv_{2 * block}")(x)
@@ -138,6 +192,14 @@ class CRNN(nn.Module):
         for units in cfg.dense_units:
             x = nn.relu(nn.Dense(units)(x))
         out = nn.Dense(4)(x)
+        if cfg.output_prior:
+            prior = OutputPrior()()
+            means, stds = out[:, :2] + prior[:2], out[:, 2:]
+            if cfg.std_activation == "softplus":
+                stds = nn.softplus(stds + _inverse_softplus(prior[2:]))
+            else:
+                stds = stds + prior[2:]
+            return jnp.concatenate([means, stds], axis=-1)
         if cfg.std_activation == "softplus":
             # shifted so that a fresh model (outputs near 0) predicts a typical label std
             stds = nn.softplus(out[:, 2:] + SOFTPLUS_SHIFT)
@@ -150,10 +212,14 @@ def count_params(params) -> int:
 
 
 def init_params(config: ModelConfig, input_shape: tuple[int, int, int], rng: jax.Array):
-    """Parameters for inputs ``(freq, time, channels)``."""
+    """Parameters for inputs ``(freq, time, channels)`` (compiled once per config and shape)."""
+    return _init_fn(config, tuple(input_shape))(rng)
+
+
+@functools.lru_cache(maxsize=16)
+def _init_fn(config: ModelConfig, input_shape: tuple[int, int, int]):
     dummy = jnp.zeros((1, *input_shape), jnp.float32)
-    init = jax.jit(lambda key: CRNN(config).init(key, dummy, train=False)["params"])
-    return init(rng)
+    return jax.jit(lambda key: CRNN(config).init(key, dummy, train=False)["params"])
 
 
 def param_shapes(config: ModelConfig, input_shape: tuple[int, int, int]):

@@ -1,11 +1,12 @@
 """Predict the perceived emotion of audio files with a trained CRNN.
 
     python -m mer_jax.predict PATH... --checkpoint DIR [--mode mixed|sep] [--out FILE.csv|FILE.json]
-        [--iteration 1] [--hop-seconds S] [--separator spleeter4|oracle] [--min-std 0.01]
+        [--iteration 1] [--seed S] [--hop-seconds S] [--separator spleeter4|oracle] [--min-std 0.01]
 
 PATH: audio files (any format libsndfile decodes, any length, sample rate and channel count) or
 folders, walked recursively for audio files. DIR: a training workdir (``mer_jax.train
---workdir``; iteration 1's model of the mode unless --iteration) or one exported model folder.
+--workdir``; iteration 1's model of the mode unless --iteration, of the run's first seed unless
+--seed) or one exported model folder.
 
 Output per file, aggregated over the file's windows (see ``mer_jax.inference``):
 path, valence_mean, arousal_mean, valence_std, arousal_std - CSV with those columns in that order
@@ -28,7 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mer_jax.audio import AudioError
-from mer_jax.evaluate import write_csv
+from mer_jax.files import write_csv
 from mer_jax.inference import (MIN_STD, TARGETS, ModelLoadError, Prediction, PredictionError,
                                Predictor, load_model)
 from mer_jax.runtime import run_command
@@ -175,6 +176,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="default: the model folder's mode; for a workdir, mixed if trained")
     parser.add_argument("--out", type=Path, default=None, help="FILE.csv or FILE.json")
     parser.add_argument("--iteration", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="model seed of a run of several seeds (default: its first)")
     parser.add_argument("--hop-seconds", type=float, default=None,
                         help="between analysis windows (default: half a window)")
     parser.add_argument("--separator", choices=SEPARATORS, default=None,
@@ -198,7 +201,7 @@ def main(argv=None) -> int:
         print(f"no audio files in {', '.join(map(str, args.paths))}", file=sys.stderr)
         return 2
     try:
-        model = load_model(args.checkpoint, args.mode, args.iteration)
+        model = load_model(args.checkpoint, args.mode, args.iteration, args.seed)
         predictor = Predictor(model, args.separator, args.hop_seconds, args.min_std,
                               args.cache_dir)
     except (ModelLoadError, ValueError, OSError) as err:

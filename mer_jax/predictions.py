@@ -4,7 +4,9 @@ Columns: ``song_id``, the ground truth ``gt_{valence,arousal}_{mean,std}``, and 
 representation ("mixed", "sep") present, ``<input>_{valence,arousal}_{mean,std}``. A training run
 writes one table per input (``mixed_iteration_3.csv``, ``sep_iteration_3.csv``); tables of the
 same iteration are merged on ``song_id``, so the evaluation reads the authors' combined files and
-ours alike. The iteration number is the last integer in the file name.
+ours alike. File names end in ``iteration_<N>`` (``crnn_iteration_3.csv``) or, for runs of several
+model seeds, ``seed_<S>_iteration_<N>`` (``mixed_seed_2_iteration_3.csv``): :func:`table_name`.
+Every value must be a finite number: a cell that is not is an error naming file, song and column.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_jax import files
 from mer_jax.data.songs import LABEL_NAMES, normalize_song_id
 
 INPUTS = ("mixed", "sep")
@@ -28,7 +31,13 @@ def columns(prefix: str) -> list[str]:
     return [f"{prefix}_{name}" for name in LABEL_NAMES]
 
 
-TABLE_COLUMNS = ["song_id", *columns(GT), *columns("mixed"), *columns("sep")]
+_NAME = re.compile(r"(?:^|_)(?:seed_(?P<seed>\d+)_)?iteration_(?P<iteration>\d+)$")
+
+
+def table_name(prefix: str, iteration: int, seed: int | None = None) -> str:
+    """``mixed_iteration_3`` (one seed) or ``mixed_seed_2_iteration_3`` (file stem)."""
+    return f"{prefix}_iteration_{iteration}" if seed is None else \
+        f"{prefix}_seed_{seed}_iteration_{iteration}"
 
 
 class PredictionTableError(ValueError):
@@ -44,18 +53,21 @@ class IterationTable:
     """
 
     iteration: int
+    seed: int | None                  # None: a run of one seed (names without ``seed_<S>``)
     song_ids: tuple[str, ...]
     truth: np.ndarray
     predictions: dict[str, np.ndarray]
     sources: tuple[str, ...]
 
 
-def iteration_number(path: os.PathLike | str) -> int:
-    match = re.search(r"(\d+)\D*$", Path(path).stem)
+def table_key(path: os.PathLike | str) -> tuple[int | None, int]:
+    """``(seed or None, iteration)`` from a table's file name (see :func:`table_name`)."""
+    match = _NAME.search(Path(path).stem)
     if not match:
-        raise PredictionTableError(f"{path}: no iteration number in the file name "
-                                   "(expected e.g. crnn_iteration_3.csv)")
-    return int(match.group(1))
+        raise PredictionTableError(f"{path}: the file name does not end in iteration_<N> or "
+                                   "seed_<S>_iteration_<N> (e.g. crnn_iteration_3.csv)")
+    seed = match.group("seed")
+    return (int(seed) if seed is not None else None), int(match.group("iteration"))
 
 
 def _read_one(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
@@ -68,25 +80,40 @@ def _read_one(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]
     if missing:
         raise PredictionTableError(f"{path}: missing columns {missing}")
     present = [name for name in INPUTS if all(c in header for c in columns(name))]
+    partial = [c for name in INPUTS if name not in present for c in columns(name) if c in header]
+    if partial:
+        raise PredictionTableError(f"{path}: columns {partial} without the rest of their input's "
+                                   "four (mean and std of valence and arousal)")
     if not present:
         raise PredictionTableError(
             f"{path}: no prediction columns (expected {columns('mixed')} or {columns('sep')})")
     if not rows:
         raise PredictionTableError(f"{path}: no rows")
 
-    def matrix(prefix: str) -> np.ndarray:
-        try:
-            return np.array([[float(r[c]) for c in columns(prefix)] for r in rows])
-        except (TypeError, ValueError) as err:
-            raise PredictionTableError(f"{path}: non-numeric {prefix} value ({err})") from None
-
     ids = [normalize_song_id(r["song_id"]) for r in rows]
-    if len(set(ids)) != len(ids):
-        raise PredictionTableError(f"{path}: duplicate song ids")
+    duplicates = sorted({s for s in ids if ids.count(s) > 1})
+    if duplicates:
+        raise PredictionTableError(f"{path}: duplicate song ids {duplicates[:10]}")
+
+    def matrix(prefix: str) -> np.ndarray:
+        out = np.empty((len(rows), len(LABEL_NAMES)))
+        for k, row in enumerate(rows):
+            for d, column in enumerate(columns(prefix)):
+                try:
+                    out[k, d] = float(row[column])
+                except (TypeError, ValueError):
+                    out[k, d] = np.nan
+                if not np.isfinite(out[k, d]):
+                    raise PredictionTableError(
+                        f"{path}: song {ids[k]}, column {column}: {row[column]!r} is not a "
+                        "finite number")
+        return out
+
     return ids, matrix(GT), {name: matrix(name) for name in present}
 
 
-def _merge(iteration: int, paths: list[Path]) -> IterationTable:
+def _merge(key: tuple[int | None, int], paths: list[Path]) -> IterationTable:
+    seed, iteration = key
     ids, truth, predictions = _read_one(paths[0])
     order = {song: k for k, song in enumerate(ids)}
     for path in paths[1:]:
@@ -104,19 +131,29 @@ def _merge(iteration: int, paths: list[Path]) -> IterationTable:
                 raise PredictionTableError(
                     f"{path}: '{name}' predictions for iteration {iteration} given twice")
             predictions[name] = values[inverse]
-    return IterationTable(iteration, tuple(ids), truth,
+    return IterationTable(iteration, seed, tuple(ids), truth,
                           {n: predictions[n] for n in INPUTS if n in predictions},
                           tuple(str(p) for p in paths))
 
 
 def read_iterations(paths: Iterable[os.PathLike | str]) -> list[IterationTable]:
-    """Read and merge tables by iteration number; sorted by iteration."""
-    grouped: dict[int, list[Path]] = {}
+    """Read and merge tables by (seed, iteration); sorted by iteration, then seed. A set of tables
+    must be all of one seed (no ``seed_`` in the names) or all named by seed."""
+    grouped: dict[tuple[int | None, int], list[Path]] = {}
     for path in sorted(Path(p) for p in paths):
-        grouped.setdefault(iteration_number(path), []).append(path)
+        grouped.setdefault(table_key(path), []).append(path)
     if not grouped:
         raise PredictionTableError("no prediction tables given")
-    return [_merge(it, grouped[it]) for it in sorted(grouped)]
+    if len({seed is None for seed, _ in grouped}) > 1:
+        raise PredictionTableError("tables with and without seed_<S> in their names were given "
+                                   "together; evaluate one run at a time")
+    tables = [_merge(key, grouped[key]) for key in sorted(grouped, key=lambda k: (k[1], k[0] or 0))]
+    incomplete = [f"{t.sources[0]} has only {sorted(t.predictions)}" for t in tables
+                  if sorted(t.predictions) != sorted({n for u in tables for n in u.predictions})]
+    if incomplete:
+        raise PredictionTableError("every iteration needs the same inputs: "
+                                   + "; ".join(incomplete[:5]))
+    return tables
 
 
 def write_prediction_table(path: os.PathLike | str, song_ids: Iterable[str], truth: np.ndarray,
@@ -128,8 +165,7 @@ def write_prediction_table(path: os.PathLike | str, song_ids: Iterable[str], tru
     for name in INPUTS:
         if name in predictions:
             header += columns(name)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with files.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for k, song in enumerate(song_ids):
@@ -138,4 +174,3 @@ def write_prediction_table(path: os.PathLike | str, song_ids: Iterable[str], tru
                 if name in predictions:
                     row += list(predictions[name][k])
             writer.writerow([row[0]] + [repr(float(v)) for v in row[1:]])
-    os.replace(tmp, path)

@@ -1,10 +1,11 @@
 """The experiment's report: the paper's Tables 1-2 and Figures 2-4, regression metrics, corrected
 and pooled tests, and a conclusion computed from the numbers.
 
-Tests: the paired Wilcoxon p of each iteration (as the paper), Holm-corrected over the iterations;
-and a pooled test over iterations. Monte-Carlo test sets overlap, so the pooled test treats each
-song once: its KL difference (mixed - sep) is averaged over the iterations that tested it, and the
-Wilcoxon signed-rank test is applied to those per-song means.
+Every table has baseline rows (constant and calibrated constant, :mod:`mer_jax.baselines`); each
+model passes or fails the skill gate, and the mixed-vs-sep verdict is given only when both inputs'
+models learned (:mod:`mer_jax.verdict`: per-song pooled tests, effect size with a bootstrap
+interval, spread over seeds, Nadeau-Bengio). The per-iteration Wilcoxon p of the paper is kept,
+Holm-corrected over the iterations.
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax import plots, stats
-from mer_jax.evaluate import Evaluation, write_csv
+from mer_jax import verdict as verdict_lib
+from mer_jax.evaluate import Evaluation
+from mer_jax.files import write_csv, write_text
 
-ALPHA = 0.05
+ALPHA = verdict_lib.ALPHA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,51 +31,60 @@ class ModelSummary:
     wins: dict[str, int]                   # input -> iterations where its E is lower
     p_values: np.ndarray                   # per iteration
     holm: np.ndarray
-    pooled_p: float
-    pooled_songs: int
-    pooled_median_difference: float        # median over songs of mean(KL_mixed - KL_sep)
+    skills: dict[str, verdict_lib.Skill]   # input -> skill gate (empty: no baselines known)
+    comparison: verdict_lib.Comparison | None
 
     @property
     def verdict(self) -> str:
-        if not np.isfinite(self.pooled_p) or self.pooled_p >= ALPHA:
-            return "no significant difference between mixed and sep"
-        winner = "mixed" if self.mean_kl["mixed"] < self.mean_kl["sep"] else "sep"
-        return f"{winner} predicts the emotion distributions better (lower KL)"
-
-
-def pooled_song_test(evaluation: Evaluation) -> tuple[float, int, float]:
-    """(p, songs, median difference) of the per-song pooled Wilcoxon test (module docstring)."""
-    differences: dict[str, list[float]] = {}
-    for table in evaluation.tables:
-        kl = evaluation.kl[table.iteration]
-        for k, song in enumerate(table.song_ids):
-            differences.setdefault(song, []).append(kl["mixed"][k] - kl["sep"][k])
-    per_song = np.array([np.mean(v) for v in differences.values()])
-    return stats.wilcoxon_p(per_song, np.zeros_like(per_song)), per_song.size, \
-        float(np.median(per_song)) if per_song.size else float("nan")
+        if not self.skills:
+            return "no verdict: the baselines are unknown, so whether the models learned is too"
+        return verdict_lib.verdict(self.skills, self.comparison)
 
 
 def summarize(name: str, evaluation: Evaluation) -> ModelSummary:
     rows = evaluation.stats_rows
+    inputs = [m for m in ("mixed", "sep") if all(m in kl for kl in evaluation.kl.values())]
     p = np.array([r["W_mixed_sep"] for r in rows], dtype=np.float64)
-    mean_kl = {m: float(np.mean([r[f"E_{m}"] for r in rows])) for m in ("mixed", "sep")}
+    mean_kl = {m: float(np.mean([r[f"E_{m}"] for r in rows])) for m in inputs}
     wins = {"mixed": sum(r["E_mixed"] < r["E_sep"] for r in rows),
             "sep": sum(r["E_sep"] < r["E_mixed"] for r in rows)}
-    pooled_p, songs, median_difference = pooled_song_test(evaluation)
-    return ModelSummary(name, mean_kl, wins, p, stats.holm(p), pooled_p, songs, median_difference)
+    skills = {m: verdict_lib.skill(evaluation, m) for m in inputs} \
+        if evaluation.baseline_kl else {}
+    comparison = verdict_lib.compare(evaluation) if len(inputs) == 2 else None
+    return ModelSummary(name, mean_kl, wins, p, stats.holm(p), skills, comparison)
+
+
+def _skill_text(skill: verdict_lib.Skill) -> str:
+    state = "learned" if skill.learned else "did not learn"
+    return (f"{skill.input} {state} (mean KL {skill.mean_kl:.3f} vs calibrated constant "
+            f"{skill.mean_kl_calibrated:.3f}, constant {skill.mean_kl_constant:.3f}; one-sided "
+            f"p = {skill.p:.2g} over {skill.songs} songs)")
 
 
 def conclusion(summary: ModelSummary) -> str:
     n = len(summary.p_values)
     significant = int(np.sum(summary.p_values < ALPHA))
     after_holm = int(np.sum(summary.holm < ALPHA))
-    return (f"**{summary.name}**: mean KL {summary.mean_kl['mixed']:.3f} (mixed) vs "
-            f"{summary.mean_kl['sep']:.3f} (sep); mixed is lower in {summary.wins['mixed']}/{n} "
-            f"iterations, sep in {summary.wins['sep']}/{n}. The difference is significant "
-            f"(Wilcoxon p < {ALPHA}) in {significant}/{n} iterations, {after_holm}/{n} after Holm "
-            f"correction; pooled over iterations ({summary.pooled_songs} songs, median per-song "
-            f"KL difference mixed - sep = {summary.pooled_median_difference:+.3f}): "
-            f"p = {summary.pooled_p:.3g}. Verdict: {summary.verdict}.")
+    text = [f"**{summary.name}**: mean KL " + " vs ".join(
+        f"{v:.3f} ({m})" for m, v in summary.mean_kl.items()) + "."]
+    if summary.skills:
+        text.append("Skill gate: " + "; ".join(_skill_text(s) for s in summary.skills.values())
+                    + ".")
+    c = summary.comparison
+    if c is not None:
+        seeds = list(c.seed_effects.values())
+        text.append(
+            f"Mixed vs sep over {c.songs} songs (KL per song averaged over seeds and "
+            f"iterations): rank-biserial r = {c.effect:+.2f} (95% bootstrap CI "
+            f"{c.interval[0]:+.2f} to {c.interval[1]:+.2f}; r > 0: sep lower), Hodges-Lehmann "
+            f"shift of KL mixed - sep {c.shift:+.3f}, Wilcoxon p = {c.p:.3g}; sep lower in "
+            f"{sum(r > 0 for r in seeds)}/{len(seeds)} seeds, mixed in "
+            f"{sum(r < 0 for r in seeds)}/{len(seeds)}; Nadeau-Bengio corrected t-test over "
+            f"iterations p = {c.nadeau_bengio_p:.3g}. Per iteration: mixed lower in "
+            f"{summary.wins['mixed']}/{n}, sep in {summary.wins['sep']}/{n}; significant "
+            f"(Wilcoxon p < {ALPHA}) in {significant}/{n}, {after_holm}/{n} after Holm.")
+    text.append(f"Verdict: {summary.verdict}.")
+    return " ".join(text)
 
 
 def _markdown_table(header, rows) -> str:
@@ -82,12 +94,46 @@ def _markdown_table(header, rows) -> str:
 
 
 def _stats_markdown(summary: ModelSummary, evaluation: Evaluation) -> str:
+    """Per-iteration rows, then the model's mean and a row per baseline (mean over iterations)."""
     rows = []
     for k, r in enumerate(evaluation.stats_rows):
-        rows.append([str(r["iteration"])] + [f"{r[h]:.3f}" for h in stats.STATS_HEADER[1:]]
-                    + [f"{summary.holm[k]:.3f}"])
+        rows.append([str(r["iteration"])] + [_num(r[h]) for h in stats.STATS_HEADER[1:]]
+                    + [_num(summary.holm[k])])
+    mean = {h: np.mean([r[h] for r in evaluation.stats_rows]) for h in stats.STATS_HEADER[1:5]}
+    rows.append(["mean (model)"] + [_num(mean[h]) for h in stats.STATS_HEADER[1:5]] + ["", ""])
+    for name in ("constant", "calibrated"):
+        if evaluation.baseline_kl:
+            e = np.mean([np.mean(b[name]) for b in evaluation.baseline_kl.values()])
+            m = np.mean([stats.median(b[name], evaluation.median_convention)
+                         for b in evaluation.baseline_kl.values()])
+            rows.append([f"{name} baseline"] + [_num(e), _num(e), _num(m), _num(m), "", ""])
     return _markdown_table(["iteration", "E_mixed", "E_sep", "M_mixed", "M_sep", "W_mixed_sep",
                             "W (Holm)"], rows)
+
+
+def _num(value) -> str:
+    return f"{value:.3f}" if np.isfinite(value) else ""
+
+
+def _skill_markdown(summary: ModelSummary) -> str:
+    rows = [[s.input, f"{s.mean_kl:.3f}", f"{s.mean_kl_constant:.3f}",
+             f"{s.mean_kl_calibrated:.3f}", f"{s.median_gain:+.3f}", f"{s.p:.2g}",
+             "learned" if s.learned else "**did not learn**"] for s in summary.skills.values()]
+    return _markdown_table(["input", "KL model", "KL constant", "KL calibrated",
+                            "median gain vs calibrated", "p (one-sided)", "skill gate"], rows)
+
+
+def _seed_markdown(evaluation: Evaluation, summary: ModelSummary) -> str:
+    rows = []
+    for seed in evaluation.seeds:
+        kl = evaluation.kl_by_seed[seed]
+        effect = summary.comparison.seed_effects.get(seed) if summary.comparison else None
+        rows.append([str(seed if seed is not None else "-")]
+                    + [f"{np.mean([np.mean(v[m]) for v in kl.values()]):.3f}"
+                       for m in summary.mean_kl]
+                    + ([f"{effect:+.2f}"] if effect is not None else []))
+    header = ["seed", *(f"E_{m}" for m in summary.mean_kl)]
+    return _markdown_table(header + (["r (mixed - sep)"] if summary.comparison else []), rows)
 
 
 def _metrics_markdown(evaluation: Evaluation) -> str:
@@ -111,8 +157,13 @@ def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
                             title=f"{model}: KL divergence per song, mixed vs sep")
         summary = summarize(model, evaluation)
         conclusions.append(conclusion(summary))
+        skill = (f"Skill gate (per-song KL averaged over seeds and iterations, one-sided "
+                 f"Wilcoxon against the calibrated constant):\n\n{_skill_markdown(summary)}\n\n"
+                 if summary.skills else "")
         sections.append(f"## {label}: {model} (`{csv_name}`, median: "
                         f"{evaluation.median_convention})\n\n{_stats_markdown(summary, evaluation)}"
+                        f"\n\n{skill}Mean KL per model seed:\n\n"
+                        f"{_seed_markdown(evaluation, summary)}"
                         f"\n\nRMSE and Pearson r (mean over iterations):\n\n"
                         f"{_metrics_markdown(evaluation)}\n\n![Figure 4, {model}]({figure})\n")
     figures = []
@@ -124,5 +175,5 @@ def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
     text = [f"# {title}", "", "## Conclusion", "", *[f"- {c}" for c in conclusions], "",
             *sections, "## Figures 2-3: CRNN training and validation loss", "", *figures, "",
             "## Notes", "", *[f"- {n}" for n in notes], ""]
-    (out / "report.md").write_text("\n".join(text))
+    write_text(out / "report.md", "\n".join(text))
     return out / "report.md"

@@ -3,10 +3,13 @@
     python -m mer_jax.train --mode mixed|sep --config configs/NAME.py --store PATH --workdir DIR \
         [--iterations K] [--set KEY=VALUE ...] [--dry-run]
 
-Writes DIR/predictions/<mode>_iteration_N.csv (the evaluation's table format), Orbax checkpoints
-under DIR/checkpoints/<mode>/ (a killed run resumes from the latest one by itself), one exported
-model per iteration under DIR/models/, DIR/metrics_<mode>.jsonl, DIR/loss_<mode>.png,
-DIR/splits.json (shared with the Random Forest) and DIR/run_<mode>.json (config, git commit).
+Trains config.seeds x iterations models (``--set seeds=3``: 3 seeds per Monte-Carlo split) with
+one compiled step. Writes DIR/predictions/<mode>_iteration_N.csv (one seed) or
+<mode>_seed_S_iteration_N.csv (several; the evaluation's table format), Orbax checkpoints under
+DIR/checkpoints/<mode>/<fingerprint>/ (a killed run resumes from the latest one by itself; a run
+with other settings starts afresh and says what changed), one exported model per seed and
+iteration under DIR/models/, DIR/metrics_<mode>.jsonl, DIR/loss_<mode>.png, DIR/splits.json
+(shared with the Random Forest) and DIR/run_<mode>.json (config, fingerprint, git commit).
 ``--dry-run`` builds the model, prints its input shape and, last, ``params: N``.
 """
 from __future__ import annotations
@@ -16,12 +19,13 @@ import functools
 import sys
 from pathlib import Path
 
+from mer_jax.features.spectrogram import SpectrogramConfig
 from mer_jax.model import count_params, param_shapes
+from mer_jax.separation import STEM_ORDER
 from mer_jax.runtime import run_command
 from mer_jax.training.config import apply_overrides, load_config
 from mer_jax.training.data import MODES
 
-STEMS = 4
 
 
 def main(argv=None) -> int:
@@ -37,8 +41,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     config = apply_overrides(load_config(args.config), args.overrides)
-    channels = 1 if args.mode == "mixed" else STEMS
-    input_shape = (129, config.time_bins, channels)
+    channels = 1 if args.mode == "mixed" else len(STEM_ORDER)
+    input_shape = (SpectrogramConfig().bins, config.time_bins, channels)
     if args.dry_run:
         print(f"input shape: {input_shape} (frequency, time, channels)")
         print(f"params: {count_params(param_shapes(config.model, input_shape))}")
@@ -47,8 +51,10 @@ def main(argv=None) -> int:
         parser.error("--store and --workdir are required unless --dry-run")
     from mer_jax.training.loop import train_and_evaluate
     result = train_and_evaluate(config, args.store, args.workdir, args.mode, args.iterations)
-    print(f"{result.steps} steps, {result.step_seconds:.3f} s/step, "
-          f"data wait {100 * result.data_wait_fraction:.1f}% of step time")
+    print(f"{config.seeds * (args.iterations or config.iterations)} models ({config.seeds} seeds "
+          f"x {args.iterations or config.iterations} iterations), {result.steps} steps, "
+          f"{result.step_seconds:.3f} s/step, data wait {100 * result.data_wait_fraction:.1f}% "
+          f"of step time; train step compiled {result.compilations} time(s)")
     print(f"predictions: {args.workdir / 'predictions'}")
     return 0
 

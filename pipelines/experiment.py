@@ -7,7 +7,7 @@ evaluation -> report. Prints the report's path on its last line.
 WORK/splits.json          the Monte-Carlo splits, shared by the CRNN and the Random Forest
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
 WORK/rf/predictions/      the forests' prediction tables
-WORK/evaluation/{crnn,rf} per-song KL, stats.csv, metrics.csv, histograms
+WORK/evaluation/{crnn,rf} per-song KL, stats.csv, baselines.csv, metrics.csv, histograms
 WORK/report/              table1_crnn.csv, table2_rf.csv, figures 2-4 and report.md
 Finished stages are recorded in WORK/stages.json and skipped on rerun; an interrupted stage
 resumes (preprocessing per song, training from its latest checkpoint, forests per iteration).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
 import json
 import shutil
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax import audio as audio_io
-from mer_jax import evaluate, forest, report
+from mer_jax import baselines, evaluate, files, forest, report
 from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
 from mer_jax.runtime import run_command
@@ -52,6 +51,7 @@ class ExperimentSettings:
     workers: int = 1
     median: str = "true"
     min_std: float = DEFAULT_MIN_STD
+    forest: forest.ForestConfig = forest.ForestConfig()
 
 
 class Stages:
@@ -66,11 +66,10 @@ class Stages:
 
     def mark(self, name: str, key: str) -> None:
         self.done[name] = key
-        self.path.write_text(json.dumps(self.done, indent=1) + "\n")
+        files.write_json(self.path, self.done)
 
 
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+_key = files.fingerprint
 
 
 def clamped_count(tables, min_std: float) -> int:
@@ -82,6 +81,9 @@ def _reuse(stage: str, key: str, source: Path | None, work: Path, patterns: list
     """Copy a stage's outputs from another experiment that did it with the same key."""
     if not patterns or source is None or not Stages(source / "stages.json").is_done(stage, key):
         return False
+    for pattern in patterns:     # this workdir's own outputs of the stage are stale: drop them
+        for path in work.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     for pattern in patterns:
         for path in source.glob(pattern):
             target = work / path.relative_to(source)
@@ -94,14 +96,16 @@ def _reuse(stage: str, key: str, source: Path | None, work: Path, patterns: list
     return True
 
 
-def stage_keys(store: FeatureStore, config: TrainConfig, k_models: int, splits) -> dict:
+def stage_keys(store: FeatureStore, config: TrainConfig, k_models: int, splits,
+               forest_config: forest.ForestConfig = forest.ForestConfig()) -> dict:
     """Keys of the four model stages; the "mixed" ones do not depend on the separator."""
     keys = {}
     for mode in data.MODES:
         features = store.attrs["mixed_hash"] if mode == "mixed" else store.attrs["config_hash"]
         keys[f"crnn_{mode}"] = _key("crnn", mode, features, config.to_dict(), k_models, splits)
         keys[f"rf_{mode}"] = _key("rf", mode, features,
-                                  dataclasses.asdict(forest.ForestConfig()), splits)
+                                  dataclasses.asdict(forest_config), splits,
+                                  config.seed_values)
     return keys
 
 
@@ -109,6 +113,7 @@ def stage_keys(store: FeatureStore, config: TrainConfig, k_models: int, splits) 
 class ExperimentResult:
     report: Path
     store: Path
+    evaluations: dict        # "CRNN" / "RF" -> mer_jax.evaluate.Evaluation
 
 
 def run_experiment(settings: ExperimentSettings, progress: bool = True,
@@ -129,9 +134,9 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
     ids = [store.ids[i] for i in store.done]
     splits = data.load_or_create_splits(work / "splits.json", ids, k_models, config.test_fraction,
                                         config.split_seed)
-    keys = stage_keys(store, config, k_models, splits)
+    keys = stage_keys(store, config, k_models, splits, settings.forest)
     reusable = {"crnn_mixed": ["crnn/predictions/mixed_*", "crnn/*_mixed.*", "crnn/models/mixed_*"],
-                "rf_mixed": ["rf/predictions/mixed_*"]}
+                "rf_mixed": ["rf/predictions/mixed_*", "rf/predictions/forest_mixed.json"]}
     for mode in data.MODES:
         stage = f"crnn_{mode}"
         if stages.is_done(stage, keys[stage]) or _reuse(
@@ -146,23 +151,27 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
                 stage, keys[stage], reuse_mixed_from, work, reusable.get(stage, []), stages):
             continue
         forest.train_forests(store_path, splits, mode, work / "rf" / "predictions",
-                             progress=progress)
+                             settings.forest, progress=progress, seeds=config.seed_values)
         stages.mark(stage, keys[stage])
 
     evaluations, clamped = {}, {}
+    train_labels = baselines.training_labels_from_splits(splits, store.ids, store.labels)
     for model, folder in (("CRNN", work / "crnn" / "predictions"),
                           ("RF", work / "rf" / "predictions")):
         tables = read_iterations(sorted(folder.glob("*_iteration_*.csv")))
         clamped[model] = clamped_count(tables, settings.min_std)
-        evaluations[model] = evaluate.evaluate_iterations(tables, settings.median, settings.min_std)
+        evaluations[model] = evaluate.evaluate_iterations(tables, settings.median, settings.min_std,
+                                                          train_labels, model)
         evaluate.write_evaluation(evaluations[model], work / "evaluation" / model.lower(),
                                   title=f"{model}: KL divergence, mixed vs sep")
     failures = store.failures()
     notes = [f"data: {settings.data_dir} ({len(ids)} songs preprocessed, {len(failures)} failed, "
              f"{len(store.attrs.get('skipped', {}))} skipped by the reader); store {store_path}",
              f"separator: {settings.separator}; clip {settings.clip_seconds:g} s; "
-             f"{k_models} Monte-Carlo iterations, test fraction {config.test_fraction}",
+             f"{k_models} Monte-Carlo iterations x {config.seeds} model seed(s) "
+             f"{config.seed_values}, test fraction {config.test_fraction}",
              f"CRNN config: {config.to_dict()}",
+             f"Random Forest config: {dataclasses.asdict(settings.forest)}",
              f"predicted standard deviations below {settings.min_std} are clamped to it before "
              f"the KL (CRNN: {clamped['CRNN']} values, RF: {clamped['RF']} values); the "
              f"paper's linear output layer can emit sigma <= 0",
@@ -172,7 +181,7 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
         {m: work / "crnn" / f"loss_{m}.png" for m in data.MODES},
         title=f"Mixed vs separated inputs: {Path(settings.data_dir).name}, "
               f"separator {settings.separator}", notes=notes)
-    return ExperimentResult(report_path, Path(store_path))
+    return ExperimentResult(report_path, Path(store_path), evaluations)
 
 
 def parse_args(argv=None) -> ExperimentSettings:
@@ -190,11 +199,18 @@ def parse_args(argv=None) -> ExperimentSettings:
     parser.add_argument("--min-std", type=float, default=DEFAULT_MIN_STD)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE")
+    parser.add_argument("--rf-max-features", type=_max_features, default=None,
+                        help="features tried per split by the Random Forest: all (the paper, "
+                             "default), a fraction such as 0.2, or 'sqrt'")
     args = parser.parse_args(argv)
     config = apply_overrides(load_config(args.config), args.overrides)
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
                               args.clip_seconds, args.iterations, args.workers, args.median,
-                              args.min_std)
+                              args.min_std, forest.ForestConfig(max_features=args.rf_max_features))
+
+
+def _max_features(text: str) -> float | str:
+    return text if text in ("sqrt", "log2") else float(text)
 
 
 def main(argv=None) -> int:

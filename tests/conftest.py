@@ -46,4 +46,4 @@ def tiny_store(tmp_path_factory) -> Path:
 TINY_OVERRIDES = [  # the paper's topology at minimal widths, for fast tests
     "model.conv_channels=[[4, 4], [4, 4], [8, 8], [8, 8], [8, 8]]",
     "model.lstm_units=[8, 8, 8]", "model.dense_units=[8, 8, 8]", "time_bins=128",
-    "iterations=2", "epochs=1"]
+    "iterations=2", "epochs=1", "seeds=1"]

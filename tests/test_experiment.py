@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_OVERRIDES
-from mer_jax import forest, report, stats
+from mer_jax import forest
 from mer_jax.predictions import read_iterations
 from mer_jax.store import FeatureStore
 from mer_jax.training import data
@@ -20,7 +20,7 @@ def test_forest_is_the_papers():
     assert params["n_estimators"] == 100 and params["criterion"] == "squared_error"
     assert params["max_features"] is None and params["min_samples_split"] == 2
     assert params["min_samples_leaf"] == 1 and params["max_depth"] is None
-    assert params["n_jobs"] == -1 and params["random_state"] == 3
+    assert params["n_jobs"] == -1 and params["random_state"] == forest.random_state(0, 3)
 
 
 def test_forests_use_the_shared_splits(tiny_store, tmp_path):
@@ -34,6 +34,27 @@ def test_forests_use_the_shared_splits(tiny_store, tmp_path):
     before = paths[0].stat().st_mtime_ns
     forest.train_forests(tiny_store, splits, "sep", tmp_path / "rf", progress=False)
     assert paths[0].stat().st_mtime_ns == before  # finished iterations are kept
+
+
+def test_forests_get_the_seeds_and_never_keep_stale_tables(tiny_store, tmp_path):
+    store = FeatureStore(tiny_store)
+    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    out = tmp_path / "rf"
+    two = forest.train_forests(tiny_store, splits, "mixed", out, progress=False, seeds=[0, 1])
+    assert [p.name for p in two] == [f"mixed_seed_{s}_iteration_{i}.csv"
+                                     for s in (0, 1) for i in (1, 2)]
+    a, b = (read_iterations([p])[0].predictions["mixed"] for p in two[:3:2])
+    assert not np.allclose(a, b)           # seeds 0 and 1 of iteration 1 are other forests
+    one = forest.train_forests(tiny_store, splits, "mixed", out, progress=False, seeds=[1])
+    assert sorted(p.name for p in out.glob("mixed_*.csv")) == [p.name for p in one]
+    assert np.allclose(read_iterations([one[0]])[0].predictions["mixed"], b)
+
+
+def test_non_finite_features_are_an_error_naming_the_songs():
+    features = np.ones((4, 3))
+    features[2, 1] = np.nan
+    with pytest.raises(forest.NonFiniteFeatures, match="song_c"):
+        forest.check_features(features, ["a", "b", "song_c", "d"], np.arange(4), "test")
 
 
 @pytest.fixture(scope="module")
@@ -105,19 +126,13 @@ def test_mixed_results_are_reused_across_separators(experiment_run, tmp_path, mo
     assert copied.read_bytes() == (work / "crnn" / "predictions" / "mixed_iteration_1.csv").read_bytes()
 
 
-def test_pooled_test_counts_each_song_once():
-    from mer_jax.evaluate import Evaluation
-    from mer_jax.predictions import IterationTable
+def test_pooled_tests_count_each_song_once():
+    from mer_jax import verdict
     rng = np.random.default_rng(0)
-    tables, kl = [], {}
+    kl, songs = {}, {}
     for it in (1, 2):
-        ids = tuple(str(i) for i in range(it, it + 30))
-        tables.append(IterationTable(it, ids, np.zeros((30, 4)), {}, ()))
-        kl[it] = {"mixed": rng.uniform(0, 1, 30), "sep": rng.uniform(0.5, 1.5, 30)}
-    evaluation = Evaluation(tables, kl, [], [], "true", None)
-    p, songs, median = report.pooled_song_test(evaluation)
-    assert songs == 31 and p < 0.05 and median < 0
-    summary = report.ModelSummary("X", {"mixed": 0.5, "sep": 1.0}, {"mixed": 2, "sep": 0},
-                                  np.array([0.01, 0.2]), stats.holm([0.01, 0.2]), p, songs, median)
-    assert "mixed predicts the emotion distributions better" in report.conclusion(summary)
-    assert "1/2 iterations, 1/2 after Holm" in report.conclusion(summary)
+        songs[it] = tuple(str(i) for i in range(it, it + 30))
+        kl[it] = rng.uniform(0, 1, 30)
+    per_song = verdict.per_song(kl, songs)
+    assert len(per_song) == 31                      # songs 2-30 were tested twice
+    assert per_song["5"] == pytest.approx((kl[1][4] + kl[2][3]) / 2)

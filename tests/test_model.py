@@ -56,6 +56,31 @@ def test_dropout_only_in_training():
     x = jnp.ones((2, 129, 128, 1))
     train = jax.jit(lambda p, key: CRNN(config).apply({"params": p}, x, train=True,
                                                        rngs={"dropout": key}))
-    test = jax.jit(lambda p: CRNN(config).apply({"params": p}, x, train=False))
+    test = jax.jit(lambda p, key: CRNN(config).apply({"params": p}, x, train=False,
+                                                      rngs={"dropout": key}))
     assert not jnp.allclose(train(params, jax.random.PRNGKey(1)), train(params, jax.random.PRNGKey(2)))
-    np.testing.assert_array_equal(test(params), test(params))
+    # evaluation ignores the dropout key: two keys, the same output, and it is no training draw
+    np.testing.assert_array_equal(test(params, jax.random.PRNGKey(1)),
+                                  test(params, jax.random.PRNGKey(2)))
+    assert not jnp.allclose(test(params, jax.random.PRNGKey(1)), train(params, jax.random.PRNGKey(1)))
+
+
+def test_fitted_input_norm_and_output_prior_are_not_trained():
+    from mer_jax.model import set_input_norm, set_output_prior
+    config = ModelConfig(conv_channels=((4, 4),) * 5, lstm_units=(4, 4, 4), dense_units=(4, 4, 4),
+                         std_activation="softplus", input_norm=True, output_prior=True)
+    params = init_params(config, (129, 128, 2), jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    params = set_input_norm(params, rng.normal(size=(129, 2)), rng.uniform(1, 2, (129, 2)))
+    prior = np.array([0.4, 0.6, 0.2, 0.25])
+    params = set_output_prior(params, prior)
+    x = jnp.asarray(rng.uniform(0, 3, (3, 129, 128, 2)), jnp.float32)
+    apply = lambda p: CRNN(config).apply({"params": p}, x, train=False)
+    grads = jax.grad(lambda p: jnp.sum(apply(p) ** 2))(params)
+    for name in ("InputNorm_0", "OutputPrior_0"):
+        assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree_util.tree_leaves(grads[name]))
+    assert float(jnp.abs(grads["Dense_3"]["kernel"]).max()) > 0
+    # a head whose outputs are 0 predicts the prior exactly
+    dense = params["Dense_3"]
+    zero = {**params, "Dense_3": jax.tree_util.tree_map(jnp.zeros_like, dense)}
+    np.testing.assert_allclose(np.asarray(apply(zero)), np.tile(prior, (3, 1)), rtol=1e-5)

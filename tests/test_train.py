@@ -13,7 +13,6 @@ import pytest
 from conftest import TINY_OVERRIDES
 from mer_jax import evaluate
 from mer_jax.predictions import read_iterations
-from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
 from mer_jax.training.config import apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
@@ -112,11 +111,14 @@ def test_gaussian_kl_loss_trains(tiny_config):
 
 
 def test_batches_are_a_pure_function_of_the_step():
-    a = data.batch_positions(10, 4, step=2, seed=3)
-    assert np.array_equal(a, data.batch_positions(10, 4, step=2, seed=3))
+    a = data.batch_positions(10, 4, step=2, seed=(3, 1))
+    assert np.array_equal(a, data.batch_positions(10, 4, step=2, seed=(3, 1)))
     # steps 0-1 and the first half of step 2 cover the first pass: every song once
-    first_pass = np.concatenate([data.batch_positions(10, 4, s, 3) for s in range(3)])[:10]
+    first_pass = np.concatenate([data.batch_positions(10, 4, s, (3, 1)) for s in range(3)])[:10]
     assert sorted(first_pass) == list(range(10))
+    # the batch-order stream is not a split's stream (same entropy, a spawned child)
+    order = np.random.default_rng([0, 1]).permutation(10)
+    assert not np.array_equal(data.batch_positions(10, 10, 0, (0, 1)), order)
 
 
 def test_splits_are_saved_and_reused(tmp_path):
@@ -163,7 +165,7 @@ def test_killed_run_resumes_to_identical_predictions(tiny_store, tmp_path):
     deadline = time.time() + 300
     checkpoints = killed / "checkpoints" / "mixed"
     while time.time() < deadline and not any(
-            p.name.isdigit() for p in (checkpoints.iterdir() if checkpoints.is_dir() else [])):
+            p.name.isdigit() for p in (checkpoints.glob("*/*") if checkpoints.is_dir() else [])):
         time.sleep(0.05)  # wait for a finalized checkpoint (orbax renames it to its step)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -174,3 +176,37 @@ def test_killed_run_resumes_to_identical_predictions(tiny_store, tmp_path):
     for n in (1, 2):
         name = f"predictions/mixed_iteration_{n}.csv"
         assert (killed / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_seeds_times_splits_in_one_program(tiny_store, tiny_config, tmp_path):
+    """S x I models: one compiled step; a seed's models equal a one-seed run of that seed; a
+    rerun with a changed config in the same workdir gives the new config's results."""
+    two = apply_overrides(tiny_config, ["seeds=2"])
+    one = apply_overrides(tiny_config, ["seed=1"])
+    single = train_and_evaluate(one, tiny_store, tmp_path / "w1", "mixed", progress=False)
+    assert [p.name for p in single.predictions] == ["mixed_iteration_1.csv",
+                                                    "mixed_iteration_2.csv"]
+    both = train_and_evaluate(two, tiny_store, tmp_path / "w2", "mixed", progress=False)
+    assert both.compilations == 1
+    names = [p.name for p in both.predictions]
+    assert names == [f"mixed_seed_{s}_iteration_{i}.csv" for s in (0, 1) for i in (1, 2)]
+    tables = {p.name: read_iterations([p])[0].predictions["mixed"] for p in both.predictions}
+    assert not np.allclose(tables["mixed_seed_0_iteration_1.csv"],
+                           tables["mixed_seed_1_iteration_1.csv"])
+    for i in (1, 2):   # same seed, same models
+        assert (tmp_path / "w2" / "predictions" / f"mixed_seed_1_iteration_{i}.csv").read_bytes() \
+            == (tmp_path / "w1" / "predictions" / f"mixed_iteration_{i}.csv").read_bytes()
+    assert (tmp_path / "w2" / "models" / "mixed_seed_1_iteration_2" / "model.json").is_file()
+    rerun = train_and_evaluate(two, tiny_store, tmp_path / "w1", "mixed", progress=False)
+    assert sorted(p.name for p in (tmp_path / "w1" / "predictions").iterdir()) == names
+    for a, b in zip(rerun.predictions, both.predictions):
+        assert a.read_bytes() == b.read_bytes()
+    assert not (tmp_path / "w1" / "models" / "mixed_iteration_1").exists()
+
+
+def test_a_non_finite_loss_stops_training_naming_the_model(tiny_store, tiny_config, tmp_path):
+    config = apply_overrides(tiny_config, ["learning_rate=1e30", "epochs=3"])
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step \d+ \(seed 0, "
+                                                 r"iteration \d"):
+        train_and_evaluate(config, tiny_store, tmp_path, "mixed", progress=False)
+    assert not (tmp_path / "predictions").exists()

@@ -16,6 +16,11 @@ class TrainConfig:
 
     time_bins: model input width; the store's 2048 frames are resized once at load when smaller.
     steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77).
+    seeds: S >= 1 model seeds per Monte-Carlo iteration; the K = S x iterations models (seed
+        values seed, seed + 1, ..., each with its own init, dropout and batch-order streams) are
+        trained together by one compiled step; the Random Forests take the same seeds.
+    lr_schedule: "constant" (the paper) or "cosine" (linear warm-up over warmup_steps, then a
+        cosine decay to 0 at the last step).
     models_in_parallel: how many of the K models one compiled step vmaps together; the rest are
         mapped sequentially inside the same program (memory bounded). None = 1 on CPU, K on
         accelerators.
@@ -34,6 +39,9 @@ class TrainConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     seed: int = 0
+    seeds: int = 1
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     checkpoint_every: int = 50
     models_in_parallel: int | None = None
     prefetch: int = 3
@@ -41,6 +49,17 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in ("mse", "gaussian_kl"):
             raise ValueError(f"loss must be 'mse' or 'gaussian_kl', not {self.loss!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
+                             f"{self.lr_schedule!r}")
+        if self.seeds < 1 or self.iterations < 1:
+            raise ValueError(f"seeds and iterations must be >= 1 (got {self.seeds}, "
+                             f"{self.iterations})")
+
+    @property
+    def seed_values(self) -> list[int]:
+        """The S model seeds: seed, seed + 1, ..., seed + S - 1."""
+        return [self.seed + s for s in range(self.seeds)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -2,7 +2,10 @@
 
 Batches are a pure function of (split, seed, step): step s of a model reads the songs at positions
 [s B, (s + 1) B) of an endless stream made of one seeded permutation of the training songs per
-pass. A resumed run therefore sees exactly the batches an uninterrupted one would.
+pass. A resumed run therefore sees exactly the batches an uninterrupted one would. The random
+streams are independent by construction: the splits draw from ``SeedSequence([split_seed, k])``,
+each model's batch order from ``SeedSequence([seed, iteration], spawn_key=(BATCH_STREAM, pass))``
+(a spawned child stream, never equal to a split's).
 """
 from __future__ import annotations
 
@@ -19,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_jax import files
 from mer_jax.store import FeatureStore
 
 MODES = ("mixed", "sep")
+BATCH_STREAM = 1   # spawn-key tag of the batch-order streams (the splits' streams have none)
 
 
 def monte_carlo_splits(ids: list[str], iterations: int, test_fraction: float,
@@ -55,10 +60,7 @@ def load_or_create_splits(path: os.PathLike | str, ids: list[str], iterations: i
         return splits[:iterations]
     splits = monte_carlo_splits(ids, iterations, test_fraction, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"seed": seed, "test_fraction": test_fraction, "splits": splits},
-                              indent=1) + "\n")
-    os.replace(tmp, path)
+    files.write_json(path, {"seed": seed, "test_fraction": test_fraction, "splits": splits})
     return splits
 
 
@@ -104,6 +106,18 @@ class ModelInputs:
             list(pool.map(self.get, blocks))
         return time.perf_counter() - began
 
+    def moments(self, indices: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std ``(freq, channels)`` over the songs ``indices`` and time (streamed)."""
+        total = np.zeros((self.shape[0], self.shape[2]))
+        squares = np.zeros_like(total)
+        for k in range(0, len(indices), block):
+            x = self.get(np.asarray(indices[k:k + block])).astype(np.float64)
+            total += x.sum(axis=(0, 2))
+            squares += np.square(x).sum(axis=(0, 2))
+        count = len(indices) * self.shape[1]
+        mean = total / count
+        return mean, np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+
     def get(self, indices: np.ndarray) -> np.ndarray:
         """``(n,)`` store indices -> ``(n, freq, time, channels)``."""
         out = np.empty((len(indices), *self.shape), np.float32)
@@ -142,13 +156,15 @@ def _resize_time(x: np.ndarray, bins: int) -> np.ndarray:
     return x[..., lo] * (1 - frac) + x[..., hi] * frac
 
 
-def batch_positions(n_train: int, batch_size: int, step: int, seed: int) -> np.ndarray:
-    """Positions into the training list for ``step`` (see the module docstring)."""
+def batch_positions(n_train: int, batch_size: int, step: int, seed: tuple[int, ...]) -> np.ndarray:
+    """Positions into the training list for ``step`` (see the module docstring); ``seed``: the
+    model's (seed, iteration)."""
     flat = np.arange(step * batch_size, (step + 1) * batch_size)
     passes = flat // n_train
     out = np.empty(batch_size, np.int64)
     for p in np.unique(passes):
-        order = np.random.default_rng([seed, int(p)]).permutation(n_train)
+        stream = np.random.SeedSequence(list(seed), spawn_key=(BATCH_STREAM, int(p)))
+        order = np.random.default_rng(stream).permutation(n_train)
         out[passes == p] = order[flat[passes == p] % n_train]
     return out
 
@@ -162,7 +178,8 @@ class TrainBatches:
     """
 
     def __init__(self, inputs: ModelInputs, labels: np.ndarray, train_indices: list[np.ndarray],
-                 batch_size: int, seeds: list[int], start: int, stop: int, prefetch: int = 3):
+                 batch_size: int, seeds: list[tuple[int, ...]], start: int, stop: int,
+                 prefetch: int = 3):
         self.inputs, self.labels = inputs, labels
         self.train_indices, self.batch_size, self.seeds = train_indices, batch_size, seeds
         self.start, self.stop = start, stop

@@ -1,8 +1,17 @@
-"""``train_and_evaluate``: all Monte-Carlo iterations of one input mode, as K models in one program.
+"""``train_and_evaluate``: all seeds x Monte-Carlo iterations of one input mode, as K models in one
+compiled program.
 
-Side effects live here and only here: the splits file, Orbax checkpoints (resumed from the latest
-step automatically), the JSON-lines metrics log, the loss-curve figure, per-model exports and the
-prediction tables ``predictions/<mode>_iteration_N.csv`` that ``mer_jax.evaluate`` reads.
+The K = S x I models are ordered seed-major (model k has seed ``config.seed + k // I`` and split
+``k % I``); each has its own init key, dropout stream and batch order. Side effects live here and
+only here: the splits file, Orbax checkpoints under ``checkpoints/<mode>/<fingerprint>/`` (resumed
+from the latest step automatically, never across a changed fingerprint), the JSON-lines metrics
+log, the loss-curve figure, per-model exports and the prediction tables
+``predictions/<mode>[_seed_<S>]_iteration_N.csv`` that ``mer_jax.evaluate`` reads.
+
+The run's *fingerprint* hashes everything that made its results: the training config (seeds
+included), the store's config hash, the mode, the splits and mer-jax's version. A rerun with
+another fingerprint in the same workdir says what changed, removes that mode's old predictions and
+exports, and trains afresh in its own checkpoint folder.
 """
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,13 +30,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from mer_jax import plots
+from mer_jax import __version__, baselines, files, plots
 from mer_jax.kernels import conv
-from mer_jax.predictions import write_prediction_table
+from mer_jax.model import set_input_norm, set_output_prior
+from mer_jax.predictions import table_name, write_prediction_table
 from mer_jax.runtime import malloc_status
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
 from mer_jax.training.config import TrainConfig
+
+
+class NonFiniteError(FloatingPointError):
+    """A non-finite loss or prediction; the message names the model (seed, iteration) and where."""
 
 
 @dataclasses.dataclass
@@ -36,6 +51,31 @@ class RunResult:
     steps: int
     step_seconds: float
     data_wait_fraction: float
+    compilations: int                # traces of the train step (1: fixed shapes, one program)
+
+
+@dataclasses.dataclass(frozen=True)
+class Models:
+    """The K = S x I models of a run, seed-major: model k = (seeds[k // I], splits[k % I])."""
+    seeds: list[int]
+    splits: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.seeds) * len(self.splits)
+
+    def seed(self, k: int) -> int:
+        return self.seeds[k // len(self.splits)]
+
+    def split(self, k: int) -> dict:
+        return self.splits[k % len(self.splits)]
+
+    def name(self, mode: str, k: int) -> str:
+        """``mixed_iteration_3``, or ``mixed_seed_1_iteration_3`` when S > 1."""
+        return table_name(mode, self.split(k)["iteration"],
+                          self.seed(k) if len(self.seeds) > 1 else None)
+
+    def describe(self, k: int) -> str:
+        return f"seed {self.seed(k)}, iteration {self.split(k)['iteration']}"
 
 
 def git_commit() -> str:
@@ -63,7 +103,7 @@ class MetricsLog:
         if path.is_file() and resume_step > 0:
             rows = [r for r in map(json.loads, path.read_text().splitlines())
                     if r["step"] <= resume_step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
         self._file = open(path, "a")
 
     def write(self, **row) -> None:
@@ -77,90 +117,197 @@ class MetricsLog:
         self._file.close()
 
 
+def run_identity(config: TrainConfig, store: FeatureStore, mode: str, splits: list[dict]) -> dict:
+    """Everything that makes a run's results (hashed into its fingerprint), as plain JSON."""
+    return json.loads(json.dumps({
+        "config": config.to_dict(), "store_config_hash": store.attrs.get("config_hash"),
+        "mode": mode, "splits": splits, "mer_jax": __version__}))
+
+
+def claim_workdir(workdir: Path, mode: str, identity: dict) -> str:
+    """The run's fingerprint. When ``run_<mode>.json`` holds another one, say what changed and
+    remove that mode's predictions and exports (their checkpoints stay in their own folder)."""
+    fingerprint = files.fingerprint(identity)
+    record = workdir / f"run_{mode}.json"
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old.get("fingerprint") != fingerprint:
+            changed = files.changed_keys(old.get("identity", {}), identity) or ["(older format)"]
+            print(f"{workdir}: the {mode} run there was made with other settings "
+                  f"(changed: {', '.join(changed[:8])}); training afresh")
+            for path in (workdir / "predictions").glob(f"{mode}_*iteration_*.csv"):
+                path.unlink()
+            for path in (workdir / "models").glob(f"{mode}_*iteration_*"):
+                shutil.rmtree(path)
+    return fingerprint
+
+
+def init_models(config: TrainConfig, models: Models, inputs: data.ModelInputs,
+                labels: np.ndarray, train_idx: list[np.ndarray], learning_rate):
+    """The K initial states stacked ``(K, ...)``: model k's init key is
+    ``fold_in(fold_in(PRNGKey(seed), 0), iteration - 1)``; with ``model.input_norm`` its input
+    standardisation, with ``model.output_prior`` its output prior (the calibrated constant) are
+    fitted on its own training songs."""
+    states, moments = [], {}
+    for k in range(len(models)):
+        root = jax.random.PRNGKey(models.seed(k))
+        key = jax.random.fold_in(jax.random.fold_in(root, 0), models.split(k)["iteration"] - 1)
+        state = steps.create_state(config.model, inputs.shape, key, learning_rate)
+        it = k % len(models.splits)
+        if config.model.input_norm:
+            if it not in moments:
+                moments[it] = inputs.moments(train_idx[it])
+            state = state.replace(params=set_input_norm(state.params, *moments[it]))
+        if config.model.output_prior:
+            prior = baselines.calibrated(labels[train_idx[it]])
+            state = state.replace(params=set_output_prior(state.params, prior))
+        states.append(state)
+    return _stack(states)
+
+
+def dropout_roots(models: Models) -> jax.Array:
+    """``(K, 2)``: model k's dropout stream, ``fold_in(fold_in(PRNGKey(seed), 1), it - 1)``."""
+    return jnp.stack([jax.random.fold_in(jax.random.fold_in(
+        jax.random.PRNGKey(models.seed(k)), 1), models.split(k)["iteration"] - 1)
+        for k in range(len(models))])
+
+
+@jax.jit
+def dropout_keys(roots: jax.Array, step) -> jax.Array:
+    """``(K, 2)`` roots -> each model's dropout key at ``step`` (one compiled call per step)."""
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(roots, step)
+
+
+def check_finite(losses: np.ndarray, models: Models, mode: str, step: int) -> None:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        named = "; ".join(f"{models.describe(k)}: {losses[k]}" for k in bad[:5])
+        raise NonFiniteError(f"{mode} training stopped: non-finite loss at step {step} ({named})"
+                             "; lower the learning rate or check the inputs")
+
+
+@dataclasses.dataclass
+class Setup:
+    """What a run reads: the models, their song indices into the store, inputs and labels."""
+    models: Models
+    train_idx: list[np.ndarray]      # per split
+    test_idx: list[np.ndarray]
+    inputs: data.ModelInputs
+    labels: np.ndarray               # (songs in store, 4)
+    steps: int
+
+
+def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int,
+              splits_path: Path) -> Setup:
+    done = store.done
+    ids = [store.ids[i] for i in done]
+    index_of = {store.ids[i]: int(i) for i in done}
+    splits = data.load_or_create_splits(splits_path, ids, k_splits, config.test_fraction,
+                                        config.split_seed)
+    train_idx = [np.array([index_of[s] for s in split["train"]]) for split in splits]
+    test_idx = [np.array([index_of[s] for s in split["test"]]) for split in splits]
+    steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_idx[0]) / config.batch_size)
+    return Setup(Models(config.seed_values, splits), train_idx, test_idx,
+                 data.ModelInputs(store, mode, config.time_bins, config.log_input),
+                 store.labels.astype(np.float32), config.epochs * steps_per_epoch)
+
+
 def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
                        workdir: os.PathLike | str, mode: str, iterations: int | None = None,
                        progress: bool = True, splits_path: os.PathLike | str | None = None
                        ) -> RunResult:
-    """Train ``iterations`` (default: config.iterations) models of ``mode`` on their Monte-Carlo
-    splits (``splits_path``, default WORKDIR/splits.json; created if missing, else reused)."""
+    """Train the S x I models of ``mode`` (I = ``iterations``, default config.iterations) on their
+    Monte-Carlo splits (``splits_path``, default WORKDIR/splits.json; created if missing, else
+    reused), then write their predictions, exports and loss curves."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(store_path)
-    done = store.done
-    ids = [store.ids[i] for i in done]
-    index_of = {store.ids[i]: int(i) for i in done}
-    k_models = iterations or config.iterations
-    splits = data.load_or_create_splits(splits_path or workdir / "splits.json", ids, k_models,
-                                        config.test_fraction, config.split_seed)
-    train_idx = [np.array([index_of[s] for s in split["train"]]) for split in splits]
-    test_idx = [np.array([index_of[s] for s in split["test"]]) for split in splits]
-    inputs = data.ModelInputs(store, mode, config.time_bins, config.log_input)
-    labels = store.labels.astype(np.float32)
-
-    n_train = len(train_idx[0])
-    steps_per_epoch = config.steps_per_epoch or math.ceil(n_train / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
+    run = setup_run(config, store, mode, iterations or config.iterations,
+                    Path(splits_path or workdir / "splits.json"))
+    identity = run_identity(config, store, mode, run.models.splits)
+    fingerprint = claim_workdir(workdir, mode, identity)
+    k_models = len(run.models)
+    learning_rate = steps.learning_rate(config.learning_rate, config.lr_schedule, run.steps,
+                                        config.warmup_steps)
     chunk = config.models_in_parallel or steps.default_chunk(k_models)
-    trainer = steps.MultiModel(config.model, config.learning_rate, config.loss, k_models, chunk)
-
-    root_key = jax.random.PRNGKey(config.seed)
-    init_keys = [jax.random.fold_in(jax.random.fold_in(root_key, 0), it) for it in range(k_models)]
-    state = _stack([steps.create_state(config.model, inputs.shape, key, config.learning_rate)
-                    for key in init_keys])
-    dropout_key = jax.random.fold_in(root_key, 1)
-
+    trainer = steps.MultiModel(config.model, learning_rate, config.loss, k_models, chunk)
+    state = init_models(config, run.models, run.inputs, run.labels, run.train_idx, learning_rate)
     checkpoints = ocp.CheckpointManager(
-        (workdir / "checkpoints" / mode).resolve(),
+        (workdir / "checkpoints" / mode / fingerprint).resolve(),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
     start = checkpoints.latest_step() or 0
     if start:
         state = checkpoints.restore(start, args=ocp.args.StandardRestore(state))
-    groups = trainer.split(state)
-    del state
-    log = MetricsLog(workdir / f"metrics_{mode}.jsonl", start)
-    record = {"mode": mode, "config": config.to_dict(), "store": str(Path(store_path).resolve()),
-              "store_config_hash": store.attrs.get("config_hash"), "iterations": k_models,
-              "git_commit": git_commit(), "jax": jax.__version__, "backend": jax.default_backend(),
-              "convolutions": conv.status(), "malloc": malloc_status(),
-              "models_in_parallel": chunk, "steps": total_steps, "resumed_from_step": start}
-    (workdir / f"run_{mode}.json").write_text(json.dumps(record, indent=1) + "\n")
+    record = {"mode": mode, "fingerprint": fingerprint, "identity": identity,
+              "config": config.to_dict(), "store": str(Path(store_path).resolve()),
+              "store_config_hash": store.attrs.get("config_hash"),
+              "iterations": len(run.models.splits), "seeds": run.models.seeds,
+              "models": k_models, "git_commit": git_commit(), "jax": jax.__version__,
+              "backend": jax.default_backend(), "convolutions": conv.status(),
+              "malloc": malloc_status(), "models_in_parallel": chunk, "steps": run.steps,
+              "resumed_from_step": start}
+    files.write_json(workdir / f"run_{mode}.json", record)
+    groups, timing = _train(config, run, mode, trainer, trainer.split(state), checkpoints, start,
+                            workdir / f"metrics_{mode}.jsonl", progress)
+    eval_idx = np.stack([data.padded_batches(t, config.batch_size)[0] for t in run.test_idx])
+    predictions = _write_predictions(workdir, mode, run, eval_idx, groups, trainer)
+    _export_models(workdir, mode, trainer.merge(groups).params, config, run,
+                   store.attrs.get("config"), fingerprint)
+    plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
+                      title=f"CRNN ({mode}): mean loss over {k_models} models")
+    record.update(timing, train_step_compilations=trainer.compilations())
+    files.write_json(workdir / f"run_{mode}.json", record)
+    return RunResult(predictions, workdir / f"metrics_{mode}.jsonl", run.steps,
+                     timing["step_seconds"], timing["data_wait_fraction"],
+                     record["train_step_compilations"])
 
-    eval_batches = [data.padded_batches(t, config.batch_size) for t in test_idx]
-    eval_idx = np.stack([b[0] for b in eval_batches])        # (K, nb, B)
-    eval_mask = np.stack([b[1] for b in eval_batches])
 
-    def validation_loss(groups) -> np.ndarray:
-        total, count = np.zeros(k_models), np.zeros(k_models)
-        for b in range(eval_idx.shape[1]):
-            x = np.stack([inputs.get(eval_idx[k, b]) for k in range(k_models)])
-            y = np.stack([labels[eval_idx[k, b]] for k in range(k_models)])
-            s, c = trainer.evaluate(groups, x, y, eval_mask[:, b])
-            total += np.asarray(s)
-            count += np.asarray(c)
-        return total / count
+def _validation_loss(config, run: Setup, trainer, groups) -> np.ndarray:
+    """Mean validation loss of each of the K models on its split's test songs."""
+    k_models, n_splits = len(run.models), len(run.models.splits)
+    batches = [data.padded_batches(t, config.batch_size) for t in run.test_idx]
+    total, count = np.zeros(k_models), np.zeros(k_models)
+    for b in range(batches[0][0].shape[0]):
+        idx = [batches[k % n_splits][0][b] for k in range(k_models)]
+        mask = np.stack([batches[k % n_splits][1][b] for k in range(k_models)])
+        x = np.stack([run.inputs.get(i) for i in idx])
+        y = np.stack([run.labels[i] for i in idx])
+        s, c = trainer.evaluate(groups, x, y, mask)
+        total += np.asarray(s)
+        count += np.asarray(c)
+    return total / count
 
-    # read every song once up front when the set fits in memory (it then stays there)
-    load_seconds = inputs.preload(np.concatenate(train_idx + test_idx))
-    batches = data.TrainBatches(inputs, labels, train_idx, config.batch_size,
-                                [config.split_seed * 1000 + it for it in range(k_models)],
-                                start, total_steps, config.prefetch)
-    bar = tqdm(total=total_steps, initial=start, unit="step", disable=not progress,
-               desc=f"training {k_models} x {mode}")
+
+def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_path,
+           progress) -> tuple[list, dict]:
+    """Steps [start, run.steps) of every model; returns the trained groups and timings."""
+    models = run.models
+    n_splits = len(models.splits)
+    load_seconds = run.inputs.preload(np.concatenate(run.train_idx + run.test_idx))
+    batches = data.TrainBatches(
+        run.inputs, run.labels, [run.train_idx[k % n_splits] for k in range(len(models))],
+        config.batch_size, [(models.seed(k), models.split(k)["iteration"])
+                            for k in range(len(models))], start, run.steps, config.prefetch)
+    log = MetricsLog(log_path, start)
+    bar = tqdm(total=run.steps, initial=start, unit="step", disable=not progress,
+               desc=f"training {len(models)} x {mode}")
     step_time, timed_steps = 0.0, 0
+    roots = dropout_roots(models)
     try:
-        for step, (x, y) in zip(range(start, total_steps), batches):
+        for step, (x, y) in zip(range(start, run.steps), batches):
             began = time.perf_counter()
-            rngs = jnp.stack([jax.random.fold_in(jax.random.fold_in(dropout_key, it), step)
-                              for it in range(k_models)])
+            rngs = np.asarray(dropout_keys(roots, step))
             groups, metrics = trainer.train(groups, x, y, rngs)
             losses = np.asarray(metrics["loss"])
+            check_finite(losses, models, mode, step + 1)
             if step > start:  # the first step of a process includes compilation
                 step_time += time.perf_counter() - began
                 timed_steps += 1
             log.write(step=step + 1, kind="train", loss=losses.tolist())
-            if (step + 1) % config.eval_every == 0 or step + 1 == total_steps:
-                log.write(step=step + 1, kind="val", loss=validation_loss(groups).tolist())
-            if (step + 1) % config.checkpoint_every == 0 or step + 1 == total_steps:
+            if (step + 1) % config.eval_every == 0 or step + 1 == run.steps:
+                log.write(step=step + 1, kind="val",
+                          loss=_validation_loss(config, run, trainer, groups).tolist())
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 == run.steps:
                 log.flush()
                 checkpoints.save(step + 1, args=ocp.args.StandardSave(trainer.merge(groups)))
                 checkpoints.wait_until_finished()
@@ -171,52 +318,52 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
         bar.close()
         log.close()
     checkpoints.wait_until_finished()
-
-    predictions = _write_predictions(workdir, mode, splits, test_idx, eval_idx, inputs, labels,
-                                     groups, trainer)
-    _export_models(workdir, mode, trainer.merge(groups).params, config, inputs.shape, splits,
-                   store.attrs.get("config"))
-    plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
-                      title=f"CRNN ({mode}): mean loss over {k_models} iterations")
     mean_step = step_time / max(timed_steps, 1)
-    wait_fraction = batches.wait_seconds / max(step_time + batches.wait_seconds, 1e-9)
-    record.update(step_seconds=mean_step, data_wait_seconds=batches.wait_seconds,
-                  data_wait_fraction=wait_fraction, input_load_seconds=load_seconds,
-                  inputs_in_memory=inputs.cached)
-    (workdir / f"run_{mode}.json").write_text(json.dumps(record, indent=1) + "\n")
-    return RunResult(predictions, workdir / f"metrics_{mode}.jsonl", total_steps, mean_step,
-                     wait_fraction)
+    return groups, {"step_seconds": mean_step, "data_wait_seconds": batches.wait_seconds,
+                    "data_wait_fraction": batches.wait_seconds / max(
+                        step_time + batches.wait_seconds, 1e-9),
+                    "input_load_seconds": load_seconds, "inputs_in_memory": run.inputs.cached}
 
 
-def _write_predictions(workdir, mode, splits, test_idx, idx, inputs, labels, groups,
-                       trainer) -> list[Path]:
-    """idx: (K, batches, B) padded test indices (see data.padded_batches)."""
-    k_models = len(splits)
+def _write_predictions(workdir, mode, run: Setup, idx, groups, trainer) -> list[Path]:
+    """idx: (I, batches, B) padded test indices of each split (see data.padded_batches)."""
+    models, n_splits = run.models, len(run.models.splits)
     outputs = []
     for b in range(idx.shape[1]):
-        x = np.stack([inputs.get(idx[k, b]) for k in range(k_models)])
+        x = np.stack([run.inputs.get(idx[k % n_splits, b]) for k in range(len(models))])
         outputs.append(np.asarray(trainer.predict(groups, x)))
     stacked = np.concatenate(outputs, axis=1)                # (K, nb * B, 4)
     paths = []
-    for k, split in enumerate(splits):
+    for k in range(len(models)):
+        split = models.split(k)
         n = len(split["test"])
-        path = workdir / "predictions" / f"{mode}_iteration_{split['iteration']}.csv"
-        write_prediction_table(path, split["test"], labels[test_idx[k]],
-                               {mode: stacked[k, :n].astype(np.float64)})
+        values = stacked[k, :n].astype(np.float64)
+        bad = [song for song, row in zip(split["test"], values) if not np.all(np.isfinite(row))]
+        if bad:
+            raise NonFiniteError(f"{mode} model ({models.describe(k)}): non-finite predictions "
+                                 f"for songs {bad[:10]}")
+        path = workdir / "predictions" / f"{models.name(mode, k)}.csv"
+        write_prediction_table(path, split["test"], run.labels[run.test_idx[k % n_splits]],
+                               {mode: values})
         paths.append(path)
     return paths
 
 
-def _export_models(workdir, mode, params, config, input_shape, splits, preprocessing) -> None:
-    """One folder per trained model: ``models/<mode>_iteration_N/{params, model.json}``;
-    model.json holds what ``mer_jax.predict`` needs: the training and preprocessing configs."""
+def _export_models(workdir, mode, params, config, run: Setup, preprocessing,
+                   fingerprint) -> None:
+    """One folder per trained model: ``models/<name>/{params, model.json}`` (name as its
+    prediction table); model.json (written last, atomically) holds what ``mer_jax.predict`` needs
+    and the run's fingerprint: an export of another fingerprint is replaced."""
     checkpointer = ocp.StandardCheckpointer()
-    for k, split in enumerate(splits):
-        folder = (workdir / "models" / f"{mode}_iteration_{split['iteration']}").resolve()
-        if (folder / "model.json").is_file():
+    models = run.models
+    for k in range(len(models)):
+        folder = (workdir / "models" / models.name(mode, k)).resolve()
+        meta = folder / "model.json"
+        if meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fingerprint:
             continue
         checkpointer.save(folder / "params", _unstack(params, k), force=True)
         checkpointer.wait_until_finished()
-        (folder / "model.json").write_text(json.dumps({
-            "mode": mode, "iteration": split["iteration"], "input_shape": list(input_shape),
-            "config": config.to_dict(), "preprocess": preprocessing}, indent=1) + "\n")
+        files.write_json(meta, {
+            "mode": mode, "iteration": models.split(k)["iteration"], "seed": models.seed(k),
+            "input_shape": list(run.inputs.shape), "config": config.to_dict(),
+            "preprocess": preprocessing, "fingerprint": fingerprint})

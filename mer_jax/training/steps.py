@@ -24,11 +24,28 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: optax.OptState
 
 
-def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(peak: float, schedule: str = "constant", total_steps: int = 1,
+                  warmup_steps: int = 0) -> float | optax.Schedule:
+    """The learning rate: ``peak`` throughout ("constant", the paper), or a linear warm-up over
+    ``warmup_steps`` then a cosine decay to 0 at ``total_steps`` ("cosine")."""
+    if schedule == "constant":
+        return peak
+    if schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup_steps, 1),
+                                                  max(total_steps, warmup_steps + 1))
+    raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, not {schedule!r}")
+
+
+def make_optimizer(learning_rate: float | optax.Schedule) -> optax.GradientTransformation:
+    """Adam with a constant rate (a float) or a schedule (a function of the step)."""
     return optax.adam(learning_rate)
 
 
-def create_state(model_config: ModelConfig, input_shape, rng, learning_rate: float) -> TrainState:
+def create_state(model_config: ModelConfig, input_shape, rng,
+                 learning_rate: float | optax.Schedule) -> TrainState:
     params = init_params(model_config, input_shape, rng)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=make_optimizer(learning_rate).init(params))
@@ -47,7 +64,7 @@ def loss_value(prediction: jnp.ndarray, target: jnp.ndarray, loss: str,
 
 
 def train_step(state: TrainState, batch: tuple, rng: jax.Array, *, model_config: ModelConfig,
-               learning_rate: float, loss: str) -> tuple[TrainState, dict]:
+               learning_rate: float | optax.Schedule, loss: str) -> tuple[TrainState, dict]:
     """One step: batch = (x (B, freq, time, C), y (B, 4)); rng drives dropout."""
     x, y = batch
     model = CRNN(model_config)
@@ -92,8 +109,8 @@ class MultiModel:
     scratch memory of one model: ``chunk`` bounds memory.
     """
 
-    def __init__(self, model_config: ModelConfig, learning_rate: float, loss: str, models: int,
-                 chunk: int):
+    def __init__(self, model_config: ModelConfig, learning_rate: float | optax.Schedule, loss: str,
+                 models: int, chunk: int):
         if chunk < 1 or models % chunk:
             raise ValueError(f"{models} models cannot be split in groups of {chunk}")
         self.models, self.chunk = models, chunk
@@ -107,6 +124,10 @@ class MultiModel:
         self._train = jax.jit(batched(train), donate_argnums=0)
         self._eval = jax.jit(batched(evaluate))
         self._predict = jax.jit(batched(forward))
+
+    def compilations(self) -> int:
+        """How many times the train step was traced and compiled (1 with fixed shapes)."""
+        return self._train._cache_size()
 
     def _slices(self):
         if self.chunk == 1:

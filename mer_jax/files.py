@@ -1,0 +1,73 @@
+"""Atomic file writes and fingerprints: the one home of both, imported by every side (training,
+evaluation, serving) without pulling in any of them.
+
+A reader never sees a half-written file: each writer writes a temporary file beside the target and
+renames it into place (``os.replace`` is atomic on POSIX). A *fingerprint* is a short hash of
+everything that made a result; a stage whose saved fingerprint differs from the current one is
+redone afresh, never resumed.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: os.PathLike | str):
+    """Yields a temporary path beside ``path``; on success it replaces ``path``, on error it is
+    removed. The parent folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: os.PathLike | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def write_json(path: os.PathLike | str, value) -> None:
+    write_text(path, json.dumps(value, indent=1, default=str) + "\n")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else format(value, ".6g")
+    return str(value)
+
+
+def write_csv(path: os.PathLike | str, header, rows) -> None:
+    """``rows``: dicts keyed by ``header``; floats at 6 significant digits, NaN as empty."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_fmt(row[key]) for key in header])
+
+
+def fingerprint(*parts) -> str:
+    """16 hex digits of the SHA-256 of ``parts`` as canonical JSON."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts (for "what changed" messages)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out

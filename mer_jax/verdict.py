@@ -1,0 +1,190 @@
+"""The skill gate and the mixed-vs-sep verdict: statistics over songs, seeds and iterations.
+
+Monte-Carlo test sets overlap, so every pooled test treats each song once: a song's statistic is
+its KL averaged over the seeds and over the iterations that tested it.
+
+* **Skill gate.** An input's model *learned* only if its per-song KL is significantly lower than
+  the calibrated constant's (one-sided paired Wilcoxon signed-rank test over songs, p < 0.05).
+* **Verdict.** Given only when the models of both inputs learned. Per song, d = KL_mixed - KL_sep;
+  two-sided Wilcoxon test of d over songs. Its direction comes from the same ranks: the
+  matched-pairs rank-biserial correlation r = (T+ - T-) / (T+ + T-) (r > 0: sep's KL is lower),
+  with a 95% percentile bootstrap interval over songs; the Hodges-Lehmann estimate of the shift
+  (median of the Walsh averages of d) gives it in KL units.
+* **Spread.** The same statistic per seed (in how many seeds each direction wins), and the
+  Nadeau-Bengio corrected resampled t-test over the iterations' mean KL differences, which
+  accounts for overlapping training sets (Nadeau & Bengio 2003, Machine Learning 52).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import scipy.stats
+
+from mer_jax import stats
+
+ALPHA = 0.05
+BOOTSTRAP = 2000
+
+
+def per_song(kl_by_iteration: dict[int, np.ndarray], songs: dict[int, tuple[str, ...]]
+             ) -> dict[str, float]:
+    """Each song's mean over the iterations that tested it: {iteration: (songs,)} -> {song: v}."""
+    values: dict[str, list[float]] = {}
+    for iteration, kl in kl_by_iteration.items():
+        for song, value in zip(songs[iteration], kl):
+            values.setdefault(song, []).append(float(value))
+    return {song: float(np.mean(v)) for song, v in values.items()}
+
+
+def _paired(a: dict[str, float], b: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    songs = sorted(set(a) & set(b))
+    return np.array([a[s] for s in songs]), np.array([b[s] for s in songs])
+
+
+def rank_biserial(d: np.ndarray) -> np.ndarray:
+    """Matched-pairs rank-biserial correlation of differences ``(..., n)`` -> ``(...)``: ranks of
+    |d| (ties averaged), r = sum(sign(d) rank) / sum(rank); 0 for all-zero differences."""
+    d = np.asarray(d, np.float64)
+    ranks = scipy.stats.rankdata(np.abs(d), axis=-1)
+    ranks = np.where(d == 0, 0.0, ranks)
+    total = ranks.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (np.sign(d) * ranks).sum(axis=-1) / total, 0.0)
+
+
+def hodges_lehmann(d: np.ndarray) -> float:
+    """Median of the Walsh averages (d_i + d_j) / 2, i <= j: the shift the Wilcoxon test sees."""
+    d = np.asarray(d, np.float64)
+    i, j = np.triu_indices(d.size)
+    return float(np.median((d[i] + d[j]) / 2)) if d.size else float("nan")
+
+
+def bootstrap_interval(d: np.ndarray, seed: int = 0, draws: int = BOOTSTRAP
+                       ) -> tuple[float, float]:
+    """95% percentile interval of the rank-biserial r, resampling songs (fixed seed)."""
+    if d.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    samples = rank_biserial(d[rng.integers(0, d.size, (draws, d.size))])
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def nadeau_bengio(differences: np.ndarray, test_size: float, train_size: float) -> float:
+    """Two-sided p of the corrected resampled t-test over J Monte-Carlo iterations:
+    t = mean / sqrt((1 / J + n_test / n_train) var), J - 1 degrees of freedom."""
+    x = np.asarray(differences, np.float64)
+    if x.size < 2 or not train_size:
+        return float("nan")
+    variance = x.var(ddof=1) * (1 / x.size + test_size / train_size)
+    if variance <= 0:
+        return float("nan")
+    t = x.mean() / math.sqrt(variance)
+    return float(2 * scipy.stats.t.sf(abs(t), x.size - 1))
+
+
+def pooled_r(evaluation, name: str) -> np.ndarray:
+    """Pearson r ``(4,)`` over songs between the labels and each song's prediction averaged over
+    the seeds and iterations that tested it (one value per song, as the gate counts them; NaN
+    for a column the model predicts as a constant)."""
+    sums: dict[str, list] = {}
+    for table in evaluation.tables:
+        for song, truth, row in zip(table.song_ids, table.truth, table.predictions[name]):
+            entry = sums.setdefault(song, [truth, np.zeros(4), 0])
+            entry[1] = entry[1] + row
+            entry[2] += 1
+    truth = np.array([v[0] for v in sums.values()])
+    mean = np.array([v[1] / v[2] for v in sums.values()])
+    return stats.pearson_r(truth, mean)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skill:
+    """The skill gate of one input's model."""
+    input: str
+    learned: bool
+    p: float                       # one-sided Wilcoxon p: model KL < calibrated constant's
+    songs: int
+    mean_kl: float                 # mean over songs of the per-song KL
+    mean_kl_constant: float
+    mean_kl_calibrated: float
+    median_gain: float             # median over songs of (calibrated - model) KL
+    p_constant: float              # one-sided Wilcoxon p: model KL < the constant's
+
+    @property
+    def beats_constant(self) -> bool:
+        return bool(np.isfinite(self.p_constant) and self.p_constant < ALPHA)
+
+
+def skill(evaluation, name: str) -> Skill:
+    """Gate ``name``'s ("mixed" / "sep") model of an Evaluation that has baselines."""
+    songs = evaluation.songs
+    model = per_song({it: kl[name] for it, kl in evaluation.kl.items()}, songs)
+    calibrated = per_song({it: b["calibrated"] for it, b in evaluation.baseline_kl.items()}, songs)
+    constant = per_song({it: b["constant"] for it, b in evaluation.baseline_kl.items()}, songs)
+    a, b = _paired(model, calibrated)
+    _, c = _paired(model, constant)
+    p = _lower_p(a, b)
+    return Skill(name, bool(np.isfinite(p) and p < ALPHA), p, a.size, float(a.mean()),
+                 float(c.mean()), float(b.mean()), float(np.median(b - a)), _lower_p(a, c))
+
+
+def _lower_p(a: np.ndarray, b: np.ndarray) -> float:
+    """One-sided paired Wilcoxon p that ``a`` is lower than ``b``; NaN if undefined."""
+    if not a.size or np.all(a == b):
+        return float("nan")
+    return float(scipy.stats.wilcoxon(a, b, alternative="less").pvalue)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Mixed vs sep over songs (d = KL_mixed - KL_sep per song, seeds and iterations averaged)."""
+    songs: int
+    p: float                       # two-sided Wilcoxon over songs
+    effect: float                  # rank-biserial r (> 0: sep lower)
+    interval: tuple[float, float]  # its 95% bootstrap interval over songs
+    shift: float                   # Hodges-Lehmann estimate of d
+    seed_effects: dict             # seed -> rank-biserial r of that seed's per-song d
+    nadeau_bengio_p: float
+
+    @property
+    def better(self) -> str | None:
+        """The input with the lower KL if the difference is significant, else None."""
+        if not np.isfinite(self.p) or self.p >= ALPHA or self.effect == 0:
+            return None
+        return "sep" if self.effect > 0 else "mixed"
+
+
+def _differences(kl_by_iteration, songs) -> np.ndarray:
+    mixed = per_song({it: kl["mixed"] for it, kl in kl_by_iteration.items()}, songs)
+    sep = per_song({it: kl["sep"] for it, kl in kl_by_iteration.items()}, songs)
+    a, b = _paired(mixed, sep)
+    return a - b
+
+
+def compare(evaluation) -> Comparison:
+    """Mixed vs sep of an Evaluation holding both inputs (module docstring)."""
+    d = _differences(evaluation.kl, evaluation.songs)
+    p = stats.wilcoxon_p(d, np.zeros_like(d))
+    seed_effects = {seed: float(rank_biserial(_differences(kl, evaluation.songs)))
+                    for seed, kl in evaluation.kl_by_seed.items()}
+    per_iteration = [float(np.mean(kl["mixed"] - kl["sep"])) for kl in evaluation.kl.values()]
+    test_size = float(np.mean([len(s) for s in evaluation.songs.values()]))
+    train_size = float(np.mean(list(evaluation.train_sizes.values()))) \
+        if evaluation.train_sizes else 0.0
+    return Comparison(d.size, p, float(rank_biserial(d)), bootstrap_interval(d),
+                      hodges_lehmann(d), seed_effects,
+                      nadeau_bengio(np.array(per_iteration), test_size, train_size))
+
+
+def verdict(skills: dict[str, Skill], comparison: Comparison | None) -> str:
+    """One line; contains "did not learn" whenever a model failed the gate (then no verdict)."""
+    failed = [name for name, s in skills.items() if not s.learned]
+    if failed:
+        return (f"no verdict: the {' and '.join(failed)} model{'s' if len(failed) > 1 else ''} "
+                f"did not learn (per-song KL not significantly below the calibrated constant's)")
+    if comparison is None or comparison.better is None:
+        return "no significant difference between mixed and sep"
+    return f"{comparison.better} predicts the emotion distributions better (lower per-song KL)"
