@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(PY) -m pipelines.demo --shared $(SHARED) --workdir $(WORKDIR)
 
 test: $(STAMP)
-	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) tests
+	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --durations=10 tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

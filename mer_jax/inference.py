@@ -253,13 +253,13 @@ class Predictor:
                 "hop_seconds": self.hop / self.model.preprocess.sample_rate,
                 "min_std": self.min_std}
 
-    def _window_input(self, clip: np.ndarray, path: Path) -> np.ndarray:
-        """``(channels, window)`` -> ``(freq, time, C)``."""
+    def _window_input(self, clip: np.ndarray, path: Path, start: int) -> np.ndarray:
+        """``(channels, window)`` starting ``start`` samples into the song -> ``(freq, time, C)``."""
         pre = self.model.preprocess
         if self._separator is None:
             waves = audio_io.to_mono(clip)[None]
         else:
-            waves = self._separator(clip, path, path.stem)
+            waves = self._separator(clip, path, path.stem, start)
         spectra = np.asarray(spectrogram(jnp.asarray(waves), pre.spectrogram))
         return model_input(spectra, self.model.config.time_bins, self.model.config.log_input)
 
@@ -275,7 +275,7 @@ class Predictor:
         samples = song.samples if song.samples.ndim == 2 else song.samples[None]
         starts = window_starts(samples.shape[-1], self.window, self.hop)
         inputs = [self._window_input(audio_io.fix_length(samples[:, s:s + self.window],
-                                                         self.window), path) for s in starts]
+                                                         self.window), path, s) for s in starts]
         outputs = []
         for k in range(0, len(inputs), WINDOW_BATCH):
             batch = np.stack(inputs[k:k + WINDOW_BATCH])

@@ -118,6 +118,12 @@ def test_oracle_reads_true_stems(shared_data):
     np.testing.assert_allclose(stems[0], vocals.mean(axis=1), atol=1e-6)
     with pytest.raises(SeparationError, match="no true stems"):
         OracleSeparator()(mix.T, shared_data / "PMEmo2019-mini" / "chorus" / "17.mp3", "17")
+    # a later window of the song gets its own span of the stems (prediction windows)
+    start, n = rate * 2, rate * 3
+    window = OracleSeparator()(mix.T[:, start:start + n], track / "mixture.flac", "x", start)
+    np.testing.assert_allclose(window[0], vocals.mean(axis=1)[start:start + n], atol=1e-6)
+    last = OracleSeparator()(mix.T[:, -rate:], track / "mixture.flac", "x", len(mix) - rate // 2)
+    assert np.all(last[:, rate // 2:] == 0)   # past the song's end: zero-padded like the clip
 
 
 def test_separation_quality_cli(shared_data, tmp_path, capsys):

@@ -7,8 +7,10 @@
 * ``oracle``: the dataset's true stems - ``<root>/stems/<id>/<stem>.wav`` (the synthetic dataset)
   or ``<stem>.wav|flac`` beside the mixture (MUSDB-style folders).
 
-Every separator maps a clip ``(channels, n)`` at 44.1 kHz and its :class:`~mer_jax.data.Song`
-to mono stems ``(4, n)`` float32 in STEM_ORDER.
+Every separator maps a clip ``(channels, n)`` at 44.1 kHz that starts ``start`` samples into the
+song at ``audio_path`` to mono stems ``(4, n)`` float32 in STEM_ORDER (``start`` matters to the
+oracle, which reads the same span of the true stems; prediction windows past the first have
+``start > 0``).
 """
 from __future__ import annotations
 
@@ -31,12 +33,13 @@ class SeparationError(RuntimeError):
 class Separator(Protocol):
     name: str
 
-    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str) -> np.ndarray:
+    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
+                 start: int = 0) -> np.ndarray:
         """``(channels, n)`` -> ``(4, n)`` mono stems in STEM_ORDER."""
 
 
 class OracleSeparator:
-    """The true stems, decoded and cut/padded like the clip."""
+    """The true stems, decoded and cut/padded like the clip: samples [start, start + n)."""
 
     name = "oracle"
 
@@ -59,7 +62,8 @@ class OracleSeparator:
                 return found
         return None
 
-    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str) -> np.ndarray:
+    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
+                 start: int = 0) -> np.ndarray:
         paths = self.stem_paths(audio_path, song_id)
         if paths is None:
             raise SeparationError(f"song {song_id}: no true stems (looked for stems/{song_id}/"
@@ -68,8 +72,8 @@ class OracleSeparator:
         stems = []
         for stem in STEM_ORDER:
             loaded = audio_io.load_clip(paths[stem], sample_rate=self.sample_rate,
-                                        seconds=n / self.sample_rate, min_seconds=0.0)
-            stems.append(audio_io.fix_length(loaded.samples, n))
+                                        seconds=(start + n) / self.sample_rate, min_seconds=0.0)
+            stems.append(audio_io.fix_length(loaded.samples[start:], n))
         return np.stack(stems).astype(np.float32)
 
 
@@ -85,7 +89,8 @@ class Spleeter4Separator:
         self._spleeter = Spleeter2Stems(load_weights(cache_dir))
         self._split = split_accompaniment
 
-    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str) -> np.ndarray:
+    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
+                 start: int = 0) -> np.ndarray:
         two = self._spleeter(clip)
         rest = self._split(two["accompaniment"])
         stems = {"vocals": two["vocals"], **rest}
