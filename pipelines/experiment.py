@@ -154,16 +154,7 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
                              settings.forest, progress=progress, seeds=config.seed_values)
         stages.mark(stage, keys[stage])
 
-    evaluations, clamped = {}, {}
-    train_labels = baselines.training_labels_from_splits(splits, store.ids, store.labels)
-    for model, folder in (("CRNN", work / "crnn" / "predictions"),
-                          ("RF", work / "rf" / "predictions")):
-        tables = read_iterations(sorted(folder.glob("*_iteration_*.csv")))
-        clamped[model] = clamped_count(tables, settings.min_std)
-        evaluations[model] = evaluate.evaluate_iterations(tables, settings.median, settings.min_std,
-                                                          train_labels, model)
-        evaluate.write_evaluation(evaluations[model], work / "evaluation" / model.lower(),
-                                  title=f"{model}: KL divergence, mixed vs sep")
+    evaluations, clamped = evaluate_models(work, splits, store, settings)
     failures = store.failures()
     notes = [f"data: {settings.data_dir} ({len(ids)} songs preprocessed, {len(failures)} failed, "
              f"{len(store.attrs.get('skipped', {}))} skipped by the reader); store {store_path}",
@@ -182,6 +173,23 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
         title=f"Mixed vs separated inputs: {Path(settings.data_dir).name}, "
               f"separator {settings.separator}", notes=notes)
     return ExperimentResult(report_path, Path(store_path), evaluations)
+
+
+def evaluate_models(work: Path, splits: list[dict], store: FeatureStore,
+                    settings: ExperimentSettings) -> tuple[dict, dict]:
+    """Evaluate the CRNN's and the forests' tables with the baselines of each iteration's
+    training split; writes WORK/evaluation/{crnn,rf}. Returns (evaluations, clamped counts)."""
+    evaluations, clamped = {}, {}
+    train_labels = baselines.training_labels_from_splits(splits, store.ids, store.labels)
+    for model, folder in (("CRNN", work / "crnn" / "predictions"),
+                          ("RF", work / "rf" / "predictions")):
+        tables = read_iterations(sorted(folder.glob("*_iteration_*.csv")))
+        clamped[model] = clamped_count(tables, settings.min_std)
+        evaluations[model] = evaluate.evaluate_iterations(tables, settings.median, settings.min_std,
+                                                          train_labels, model)
+        evaluate.write_evaluation(evaluations[model], work / "evaluation" / model.lower(),
+                                  title=f"{model}: KL divergence, mixed vs sep")
+    return evaluations, clamped
 
 
 def parse_args(argv=None) -> ExperimentSettings:
