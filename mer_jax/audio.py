@@ -24,6 +24,9 @@ SAMPLE_RATE = 44_100            # the paper converts every song to 44.1 kHz
 CLIP_SECONDS = 45.0             # PMEmo choruses are 45 s; the paper pads/crops to that length
 MIN_SECONDS = 1.0               # anything shorter cannot be a song excerpt
 SILENCE_PEAK = 10 ** (-90 / 20)  # peak below -90 dBFS counts as silent
+# file suffixes taken for audio when a folder is read (datasets, prediction); libsndfile decodes all
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif",
+                            ".aifc", ".au", ".caf", ".w64", ".rf64"})
 
 # Decoders may report a few thousand frames more than they deliver (mp3 encoder delay and padding);
 # a container that delivers fewer frames than this fraction of its header's count is truncated.

@@ -30,6 +30,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mer_jax import audio as audio_io
+from mer_jax.data.songs import LABEL_NAMES
+from mer_jax.kl import MIN_STD
 from mer_jax.features.spectrogram import spectrogram
 from mer_jax.model import param_shapes
 from mer_jax.predictions import table_name
@@ -40,9 +42,7 @@ from mer_jax.training import steps
 from mer_jax.training.config import TrainConfig
 from mer_jax.training.data import MODES, model_input
 
-MIN_STD = 0.01          # the evaluation's default sigma floor (pipelines.experiment --min-std)
 WINDOW_BATCH = 8        # windows per compiled model call (fixed shape: one compilation)
-TARGETS = ("valence_mean", "arousal_mean", "valence_std", "arousal_std")
 
 
 class ModelLoadError(ValueError):
@@ -200,7 +200,7 @@ def aggregate(windows: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """One file's prediction. ``values``: (4,) in TARGETS order, aggregated over ``windows``
+    """One file's prediction. ``values``: (4,) in LABEL_NAMES order, aggregated over ``windows``
     ``(W, 4)``, whose spans in seconds are ``spans`` ``(W, 2)``; ``clamped``: window sigmas
     raised to the floor."""
 
@@ -212,13 +212,13 @@ class Prediction:
     clamped: int
 
     def as_dict(self, with_windows: bool = True) -> dict:
-        row = {"path": self.path, **{t: float(v) for t, v in zip(TARGETS, self.values)}}
+        row = {"path": self.path, **{t: float(v) for t, v in zip(LABEL_NAMES, self.values)}}
         if with_windows:
             row["duration_seconds"] = round(self.duration_seconds, 3)
             row["stds_clamped"] = self.clamped
             row["windows"] = [{"start_seconds": round(float(a), 3),
                                "end_seconds": round(float(b), 3),
-                               **{t: float(v) for t, v in zip(TARGETS, w)}}
+                               **{t: float(v) for t, v in zip(LABEL_NAMES, w)}}
                               for (a, b), w in zip(self.spans, self.windows)]
         return row
 

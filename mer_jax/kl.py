@@ -26,6 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 
+MIN_STD = 0.01   # the evaluation's default sigma floor (--min-std), and prediction's
+
+
 class InvalidStdError(ValueError):
     """Standard deviations <= 0 (or non-finite) where a Gaussian needs a positive one."""
 

@@ -28,18 +28,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mer_jax.audio import AudioError
+from mer_jax.audio import AUDIO_SUFFIXES, AudioError
+from mer_jax.data.songs import LABEL_NAMES
 from mer_jax.files import write_csv
-from mer_jax.inference import (MIN_STD, TARGETS, ModelLoadError, Prediction, PredictionError,
-                               Predictor, load_model)
+from mer_jax.inference import ModelLoadError, Prediction, PredictionError, Predictor, load_model
+from mer_jax.kl import MIN_STD
 from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS, SeparationError
 from mer_jax.training.data import MODES
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc",
-                  ".au", ".caf", ".w64", ".rf64"}
-CSV_HEADER = ["path", *TARGETS]
-WINDOW_HEADER = ["path", "window", "start_seconds", "end_seconds", *TARGETS]
+CSV_HEADER = ["path", *LABEL_NAMES]
+WINDOW_HEADER = ["path", "window", "start_seconds", "end_seconds", *LABEL_NAMES]
 
 
 class OutputError(ValueError):

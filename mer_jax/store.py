@@ -31,8 +31,10 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from mer_jax.data.songs import STEM_ORDER
+
 PENDING, DONE, FAILED = 0, 1, 2
-STEMS = ("vocals", "bass", "drums", "other")
+STEMS = STEM_ORDER   # the one home: mer_jax.data.songs
 LOCK_FILE = ".preprocess.lock"
 
 

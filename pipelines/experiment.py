@@ -27,6 +27,7 @@ import numpy as np
 
 from mer_jax import audio as audio_io
 from mer_jax import baselines, evaluate, files, forest, report
+from mer_jax.kl import MIN_STD
 from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
 from mer_jax.runtime import run_command
@@ -36,7 +37,7 @@ from mer_jax.training import data
 from mer_jax.training.config import TrainConfig, apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
 
-DEFAULT_MIN_STD = 0.01
+DEFAULT_MIN_STD = MIN_STD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,13 +15,13 @@ import csv
 import os
 from pathlib import Path
 
+from mer_jax.audio import AUDIO_SUFFIXES
 from mer_jax.data.songs import (Dataset, DatasetError, Skipped, Song, check_range, check_unique,
                                 normalize_song_id, parse_label, sort_key)
 
 MEAN_FILE = Path("annotations/static_annotations.csv")
 STD_FILE = Path("annotations/static_annotations_std.csv")
 AUDIO_DIR = Path("chorus")
-AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg")
 
 
 def _read_table(path: Path, columns: tuple[str, ...]) -> dict[str, dict[str, str]]:

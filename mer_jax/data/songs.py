@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 LABEL_NAMES = ("valence_mean", "arousal_mean", "valence_std", "arousal_std")
+STEM_ORDER = ("vocals", "bass", "drums", "other")   # the paper's (and Spleeter's) stem order
 
 
 class DatasetError(ValueError):

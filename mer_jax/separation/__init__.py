@@ -21,8 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from mer_jax import audio as audio_io
+from mer_jax.data.songs import STEM_ORDER
 
-STEM_ORDER = ("vocals", "bass", "drums", "other")
 SEPARATORS = ("spleeter4", "oracle")
 
 

@@ -5,6 +5,8 @@ import dataclasses
 
 import numpy as np
 
+from mer_jax.data.songs import STEM_ORDER as STEMS  # the one home of the stem order
+
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)   # natural minor
 # Scale degrees (0-based) of each bar's chord. Both use three chords of the mode's own quality
@@ -12,7 +14,6 @@ MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)   # natural minor
 # audible in the chords and not only in which chord is the tonic.
 PROGRESSIONS = {True: (0, 4, 5, 3),    # I V vi IV
                 False: (0, 5, 3, 4)}   # i VI iv v
-STEMS = ("vocals", "bass", "drums", "other")  # the paper's (and Spleeter's) stem order
 
 
 @dataclasses.dataclass(frozen=True)
