@@ -163,9 +163,14 @@ def _baseline_rows(iteration, model, kl, base) -> list[dict[str, object]]:
 
 
 def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str | None = None) -> Path:
-    """Writes the files listed in the module docstring into ``out``."""
+    """Writes the files listed in the module docstring into ``out``; the ones an earlier
+    evaluation left there (other iterations, seeds or baselines) are removed first."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for pattern in ("kl_iteration_*.csv", "kl_baselines_iteration_*.csv", "stats_seeds.csv",
+                    "baselines.csv"):
+        for stale in out.glob(pattern):
+            stale.unlink()
     for iteration, songs in evaluation.songs.items():
         for name, kl in (("kl", evaluation.kl[iteration]),
                          ("kl_baselines", evaluation.baseline_kl.get(iteration))):

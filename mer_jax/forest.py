@@ -78,6 +78,8 @@ def train_forests(store_path: os.PathLike | str, splits: list[dict], mode: str, 
     _claim(out_dir, mode, files.fingerprint(dataclasses.asdict(config), store.attrs.get(
         "config_hash"), mode, splits, list(seeds)))
     index_of = {song: i for i, song in enumerate(store.ids)}
+    songs = np.array(sorted({index_of[s] for split in splits
+                             for s in split["train"] + split["test"]}))
     features, paths = None, []
     jobs = [(seed, split) for seed in seeds for split in splits]
     for seed, split in tqdm(jobs, desc=f"random forest ({mode})", unit="forest",
@@ -89,10 +91,9 @@ def train_forests(store_path: os.PathLike | str, splits: list[dict], mode: str, 
             continue
         train = np.array([index_of[s] for s in split["train"]])
         test = np.array([index_of[s] for s in split["test"]])
-        if features is None:
+        if features is None:   # read and checked once, for every song of every split
             features = store.array(f"{mode}/opensmile")[:]
-        check_features(features, store.ids, np.union1d(train, test),
-                       f"{store_path} {mode}/opensmile")
+            check_features(features, store.ids, songs, f"{store_path} {mode}/opensmile")
         prediction = fit_predict(features, store.labels, train, test, config, split["iteration"],
                                  seed)
         write_prediction_table(path, split["test"], store.labels[test].astype(np.float64),

@@ -34,7 +34,7 @@ from mer_jax.data.songs import LABEL_NAMES
 from mer_jax.kl import MIN_STD
 from mer_jax.features.spectrogram import spectrogram
 from mer_jax.model import param_shapes
-from mer_jax.predictions import table_name
+from mer_jax.predictions import table_key, table_name
 from mer_jax.preprocess import PreprocessConfig
 from mer_jax.separation import STEM_ORDER, make_separator
 from mer_jax.store import FeatureStore
@@ -145,7 +145,7 @@ def _model_folder(path: Path, mode: str, iteration: int, seed: int | None) -> Pa
     else:
         candidates = [path / "models" / table_name(mode, iteration)] + sorted(
             (path / "models").glob(f"{mode}_seed_*_iteration_{iteration}"),
-            key=lambda p: int(p.name.split("_")[2]))
+            key=lambda p: table_key(p)[0])
     return next((c for c in candidates if (c / "model.json").is_file()), None)
 
 

@@ -10,6 +10,7 @@ Every value must be a finite number: a cell that is not is an error naming file,
 """
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import os
@@ -91,7 +92,7 @@ def _read_one(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]
         raise PredictionTableError(f"{path}: no rows")
 
     ids = [normalize_song_id(r["song_id"]) for r in rows]
-    duplicates = sorted({s for s in ids if ids.count(s) > 1})
+    duplicates = sorted(s for s, n in collections.Counter(ids).items() if n > 1)
     if duplicates:
         raise PredictionTableError(f"{path}: duplicate song ids {duplicates[:10]}")
 

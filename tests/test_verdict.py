@@ -145,3 +145,14 @@ def test_non_finite_predictions_are_errors_naming_song_and_column(paper_predicti
     error = capsys.readouterr().err
     assert f"song {table.song_ids[3]}, column sep_valence_mean" in error and "finite" in error
     assert not (tmp_path / "o" / "stats.csv").exists()
+
+
+def test_a_rerun_of_the_evaluation_leaves_no_stale_files(paper_predictions, tmp_path):
+    out = tmp_path / "out"
+    evaluate.main(["--predictions", str(paper_predictions / "crnn_iteration_*.csv"), "--out",
+                   str(out), "--baselines-from-tables"])
+    assert (out / "kl_iteration_10.csv").is_file() and (out / "baselines.csv").is_file()
+    evaluate.main(["--predictions", str(paper_predictions / "crnn_iteration_1.csv"), "--out",
+                   str(out)])
+    assert sorted(p.name for p in out.glob("kl_*.csv")) == ["kl_iteration_1.csv"]
+    assert not (out / "baselines.csv").exists()

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from mer_jax.model import ModelConfig
+from mer_jax.training.steps import LR_SCHEDULES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +50,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in ("mse", "gaussian_kl"):
             raise ValueError(f"loss must be 'mse' or 'gaussian_kl', not {self.loss!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not "
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not "
                              f"{self.lr_schedule!r}")
         if self.seeds < 1 or self.iterations < 1:
             raise ValueError(f"seeds and iterations must be >= 1 (got {self.seeds}, "
