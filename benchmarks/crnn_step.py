@@ -107,7 +107,7 @@ def run_tf(channels: int, batch: int, steps: int, x, y) -> dict:
 def run_jax(channels: int, batch: int, steps: int, x, y) -> dict:
     import jax
     from mer_jax.kernels import conv
-    from mer_jax.model import count_params
+    from mer_jax.model import count_params, predict
     from mer_jax.training import steps as train_steps
     from mer_jax.training.config import TrainConfig
     config = TrainConfig()
@@ -117,7 +117,7 @@ def run_jax(channels: int, batch: int, steps: int, x, y) -> dict:
     train = jax.jit(lambda s, b, r: train_steps.train_step(
         s, b, r, model_config=config.model, learning_rate=config.learning_rate,
         loss=config.loss), donate_argnums=0)
-    infer = jax.jit(lambda p, v: train_steps.predict(p, v, model_config=config.model))
+    infer = jax.jit(lambda p, v: predict(p, v, model_config=config.model))
     first_fwd, fwd = _time(lambda: infer(state.params, x).block_until_ready(), steps)
     holder = {"state": state}
 

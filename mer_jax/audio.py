@@ -20,6 +20,8 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from mer_jax.files import atomic_path
+
 SAMPLE_RATE = 44_100            # the paper converts every song to 44.1 kHz
 CLIP_SECONDS = 45.0             # PMEmo choruses are 45 s; the paper pads/crops to that length
 MIN_SECONDS = 1.0               # anything shorter cannot be a song excerpt
@@ -88,8 +90,9 @@ def _wav_missing_bytes(path: Path) -> int:
 def decode(path: os.PathLike | str) -> tuple[np.ndarray, int]:
     """Decode any libsndfile format (wav, flac, ogg, mp3, ...) to float32 ``(channels, samples)``.
 
-    Raises AudioError for a missing or empty file, one that is not audio, a truncated or corrupt
-    stream, no channels, no samples, or non-finite samples (NaN/Inf in float files).
+    Raises AudioError for a missing, empty or unreadable (permissions) file, one that is not
+    audio, a truncated or corrupt stream, no channels, no samples, or non-finite samples (NaN/Inf
+    in float files).
     An mp3 cut short decodes to its intact frames (the format has no length field to check);
     the minimum-length check of :func:`load_clip` catches the ones cut too short to use.
     """
@@ -100,6 +103,11 @@ def decode(path: os.PathLike | str) -> tuple[np.ndarray, int]:
         raise AudioError(path, "not a regular file")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise AudioError(path, "permission denied (the file is not readable)") from None
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
@@ -181,9 +189,6 @@ def write_wav(path: os.PathLike | str, samples: np.ndarray, sample_rate: int = S
               subtype: str = "FLOAT") -> None:
     """Write ``(n,)`` or ``(channels, n)`` samples (float, or int16 written as is with
     ``subtype="PCM_16"``); the file appears atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     data = samples.T if samples.ndim == 2 else samples
-    sf.write(str(tmp), data, sample_rate, subtype=subtype, format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), data, sample_rate, subtype=subtype, format="WAV")

@@ -14,13 +14,16 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 
 @contextlib.contextmanager
 def atomic_path(path: os.PathLike | str):
-    """Yields a temporary path beside ``path``; on success it replaces ``path``, on error it is
-    removed. The parent folder is created."""
+    """Yields a temporary path beside ``path`` (same suffix, so format-by-suffix writers work);
+    what the caller writes there - a file or a folder - replaces ``path`` on success, and is
+    removed on error. The parent folder is created. A folder can only replace a missing or empty
+    ``path`` (POSIX rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
@@ -28,7 +31,10 @@ def atomic_path(path: os.PathLike | str):
         yield tmp
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: os.PathLike | str, text: str) -> None:
@@ -46,13 +52,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_csv(path: os.PathLike | str, header, rows) -> None:
-    """``rows``: dicts keyed by ``header``; floats at 6 significant digits, NaN as empty."""
+def write_rows(path: os.PathLike | str, header, rows) -> None:
+    """A CSV of ``header`` and ``rows`` (sequences, written as the csv module writes them)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        for row in rows:
-            writer.writerow([_fmt(row[key]) for key in header])
+        writer.writerows(rows)
+
+
+def write_csv(path: os.PathLike | str, header, rows) -> None:
+    """``rows``: dicts keyed by ``header``; floats at 6 significant digits, NaN as empty."""
+    write_rows(path, header, ([_fmt(row[key]) for key in header] for row in rows))
 
 
 def fingerprint(*parts) -> str:

@@ -4,7 +4,7 @@ The features are made exactly as in training, per window: the window (the traini
 45 s in the paper) is cut from the decoded song (resampled to the training rate, channels kept),
 zero-padded when the song is shorter, separated into the four stems for a ``sep`` model, turned
 into |STFT| spectrograms with the store's spectrogram config and into a model input by
-``training.data.model_input`` (time resize, log1p if the config says so). Every window has the
+``features.model_input`` (time resize, log1p if the config says so). Every window has the
 same shapes, so the separator, the spectrogram and the model compile once.
 
 Standard deviations: a model with a softplus std head (``configs/small.py``) outputs positive
@@ -32,15 +32,14 @@ import orbax.checkpoint as ocp
 from mer_jax import audio as audio_io
 from mer_jax.data.songs import LABEL_NAMES
 from mer_jax.kl import MIN_STD
+from mer_jax.features.config import PreprocessConfig
+from mer_jax.features.model_input import MODES, input_channels, model_input
 from mer_jax.features.spectrogram import spectrogram
-from mer_jax.model import param_shapes
+from mer_jax.model import param_shapes, predict
 from mer_jax.predictions import table_key, table_name
-from mer_jax.preprocess import PreprocessConfig
-from mer_jax.separation import STEM_ORDER, make_separator
+from mer_jax.separation import make_separator
 from mer_jax.store import FeatureStore
-from mer_jax.training import steps
-from mer_jax.training.config import TrainConfig
-from mer_jax.training.data import MODES, model_input
+from mer_jax.training.config import TrainConfig   # the saved config's schema (no training code)
 
 WINDOW_BATCH = 8        # windows per compiled model call (fixed shape: one compilation)
 
@@ -107,7 +106,9 @@ def _load_folder(folder: Path, mode: str | None) -> LoadedModel:
 
 def _load_latest_checkpoint(workdir: Path, mode: str, iteration: int,
                             seed: int | None) -> LoadedModel:
-    """From the run's ``checkpoints/<mode>/<fingerprint>`` (still training, or never exported)."""
+    """From the run's ``checkpoints/<mode>/<fingerprint>`` (still training, or never exported).
+    The only serving path that needs training code: a checkpoint holds the optimizer's state."""
+    from mer_jax.training import steps
     run = _read_json(workdir / f"run_{mode}.json")
     config = TrainConfig.from_dict(run["config"])
     k_splits = int(run["iterations"])
@@ -123,8 +124,7 @@ def _load_latest_checkpoint(workdir: Path, mode: str, iteration: int,
     if step is None:
         raise ModelLoadError(f"{folder}: no checkpoint saved yet")
     preprocess = _preprocess_of({"mode": mode}, workdir, workdir)
-    channels = 1 if mode == "mixed" else len(STEM_ORDER)
-    shape = (preprocess.spectrogram.bins, config.time_bins, channels)
+    shape = (preprocess.spectrogram.bins, config.time_bins, input_channels(mode))
     rate = steps.learning_rate(config.learning_rate, config.lr_schedule, int(run["steps"]),
                                config.warmup_steps)
     one = jax.eval_shape(lambda: steps.create_state(config.model, shape, jax.random.PRNGKey(0),
@@ -210,12 +210,14 @@ class Prediction:
     spans: np.ndarray
     duration_seconds: float
     clamped: int
+    silent: bool = False          # the file's peak is below -90 dBFS (audio.is_silent)
 
     def as_dict(self, with_windows: bool = True) -> dict:
         row = {"path": self.path, **{t: float(v) for t, v in zip(LABEL_NAMES, self.values)}}
         if with_windows:
             row["duration_seconds"] = round(self.duration_seconds, 3)
             row["stds_clamped"] = self.clamped
+            row["silent"] = self.silent
             row["windows"] = [{"start_seconds": round(float(a), 3),
                                "end_seconds": round(float(b), 3),
                                **{t: float(v) for t, v in zip(LABEL_NAMES, w)}}
@@ -246,7 +248,7 @@ class Predictor:
             self.separator_name = separator or (
                 "spleeter4" if pre.separator == "oracle" else pre.separator)
             self._separator = make_separator(self.separator_name, cache_dir)
-        self._apply = jax.jit(functools.partial(steps.predict, model_config=model.config.model))
+        self._apply = jax.jit(functools.partial(predict, model_config=model.config.model))
 
     def describe(self) -> dict:
         return {**self.model.describe(), "separator": self.separator_name,
@@ -290,4 +292,5 @@ class Predictor:
         duration = samples.shape[-1] / pre.sample_rate
         spans = np.array([[s / pre.sample_rate, min(s + self.window, samples.shape[-1])
                            / pre.sample_rate] for s in starts])
-        return Prediction(str(path), aggregate(windows), windows, spans, duration, clamped)
+        return Prediction(str(path), aggregate(windows), windows, spans, duration, clamped,
+                          song.silent)

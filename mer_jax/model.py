@@ -225,3 +225,9 @@ def _init_fn(config: ModelConfig, input_shape: tuple[int, int, int]):
 def param_shapes(config: ModelConfig, input_shape: tuple[int, int, int]):
     """The parameter tree's shapes, without computing anything (for ``--dry-run``)."""
     return jax.eval_shape(lambda: init_params(config, input_shape, jax.random.PRNGKey(0)))
+
+
+def predict(params: dict, x: jnp.ndarray, *, model_config: ModelConfig) -> jnp.ndarray:
+    """``(B, freq, time, C)`` -> ``(B, 4)`` (valence mean, arousal mean, valence std, arousal
+    std), without dropout: what training's evaluation and serving both apply."""
+    return CRNN(model_config).apply({"params": params}, x, train=False)

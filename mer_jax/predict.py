@@ -12,8 +12,10 @@ Output per file, aggregated over the file's windows (see ``mer_jax.inference``):
 path, valence_mean, arousal_mean, valence_std, arousal_std - CSV with those columns in that order
 (per-window values beside it in FILE.windows.csv, the model used in FILE.meta.json), or JSON
 (one object: the model used, and per file the aggregate and its windows). Without --out the CSV
-goes to stdout. Files already in the output are skipped on rerun; unreadable files are reported
-on stderr and skipped. Exit code 1 only when every file to predict failed; 2 on usage errors.
+goes to stdout. Files already in the output are skipped on rerun (a row is complete only with
+its newline); unreadable files are reported on stderr with the reason and skipped, silent ones
+predicted with a warning. Exit code 1 only when every file given failed (none predicted, now or
+in an earlier run); 2 on usage errors.
 The last line printed (stderr) is ``predicted N files (K already done, F failed)``.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import io
 import json
 import os
 import sys
@@ -30,12 +33,12 @@ from tqdm import tqdm
 
 from mer_jax.audio import AUDIO_SUFFIXES, AudioError
 from mer_jax.data.songs import LABEL_NAMES
-from mer_jax.files import write_csv
+from mer_jax.files import write_csv, write_json
 from mer_jax.inference import ModelLoadError, Prediction, PredictionError, Predictor, load_model
 from mer_jax.kl import MIN_STD
 from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS, SeparationError
-from mer_jax.training.data import MODES
+from mer_jax.features.model_input import MODES
 
 CSV_HEADER = ["path", *LABEL_NAMES]
 WINDOW_HEADER = ["path", "window", "start_seconds", "end_seconds", *LABEL_NAMES]
@@ -125,9 +128,7 @@ class JsonOutput:
 
     def add(self, prediction: Prediction) -> None:
         self.rows.append(prediction.as_dict())
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"model": self.meta, "predictions": self.rows}, indent=1) + "\n")
-        os.replace(tmp, self.path)
+        write_json(self.path, {"model": self.meta, "predictions": self.rows})
 
 
 class StdoutOutput:
@@ -142,14 +143,18 @@ class StdoutOutput:
 
 
 def _read_csv(path: Path, header: list[str]) -> list[dict]:
+    """The complete rows of an output table: a last line without its newline (cut by a kill,
+    power loss or a full disk, perhaps inside its last number) is not one."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != header:
-            raise OutputError(f"{path}: not a prediction table of this tool (header "
-                             f"{reader.fieldnames}); choose another --out")
-        return [r for r in reader if None not in r.values() and None not in r]
+        text = f.read()
+    text = text[:text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is not None and reader.fieldnames != header:
+        raise OutputError(f"{path}: not a prediction table of this tool (header "
+                         f"{reader.fieldnames}); choose another --out")
+    return [r for r in reader if None not in r.values() and None not in r]
 
 
 def _mismatch(path: Path, saved, meta) -> str:
@@ -163,7 +168,7 @@ def _check_meta(path: Path, meta: dict) -> None:
         if saved != meta:
             raise OutputError(_mismatch(path, saved, meta))
     else:
-        path.write_text(json.dumps(meta, indent=1) + "\n")
+        write_json(path, meta)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -226,14 +231,19 @@ def main(argv=None) -> int:
                file=sys.stderr)
     for path in bar:
         try:
-            output.add(predictor(path))
+            prediction = predictor(path)
         except (AudioError, SeparationError, PredictionError) as err:
             failed += 1
             bar.write(f"failed: {err}", file=sys.stderr)
+            continue
+        if prediction.silent:
+            bar.write(f"warning: {path}: silent audio (peak below -90 dBFS); its prediction is "
+                      "the model's answer to silence, not to music", file=sys.stderr)
+        output.add(prediction)
     bar.close()
     print(f"predicted {len(todo) - failed} files ({len(files) - len(todo)} already done, "
           f"{failed} failed)" + (f": {args.out}" if args.out else ""), file=sys.stderr)
-    return 1 if todo and failed == len(todo) else 0
+    return 1 if failed and failed == len(files) else 0
 
 
 # the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)

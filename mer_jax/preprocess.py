@@ -9,7 +9,6 @@ config or dataset never reuses stale data.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -26,45 +25,9 @@ from mer_jax import audio as audio_io
 from mer_jax import store as store_lib
 from mer_jax.data import Dataset, DatasetError, read_emomusic, read_pmemo
 from mer_jax.features import opensmile_features
-from mer_jax.features.spectrogram import SpectrogramConfig, spectrogram
+from mer_jax.features.config import PreprocessConfig
+from mer_jax.features.spectrogram import spectrogram
 from mer_jax.separation import SeparationError, make_separator
-
-PREPROCESS_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class PreprocessConfig:
-    separator: str = "spleeter4"
-    sample_rate: int = audio_io.SAMPLE_RATE
-    clip_seconds: float = audio_io.CLIP_SECONDS
-    spectrogram: SpectrogramConfig = SpectrogramConfig()
-    opensmile_feature_set: str = opensmile_features.FEATURE_SET
-
-    @property
-    def clip_samples(self) -> int:
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    @classmethod
-    def for_clip(cls, separator: str, clip_seconds: float) -> "PreprocessConfig":
-        """A config whose spectrogram frame count fits ``clip_seconds`` (45 s: the paper's 15,502)."""
-        samples = int(round(clip_seconds * audio_io.SAMPLE_RATE))
-        frames = SpectrogramConfig.frames_for(samples)
-        return cls(separator=separator, clip_seconds=clip_seconds,
-                   spectrogram=SpectrogramConfig(n_frames=frames))
-
-    def to_dict(self) -> dict:
-        return {"version": PREPROCESS_VERSION, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "PreprocessConfig":
-        """Inverse of :meth:`to_dict` (a store's ``config`` attribute)."""
-        values = dict(values)
-        version = values.pop("version", None)
-        if version != PREPROCESS_VERSION:
-            raise ValueError(f"preprocessing config version {version}, this mer-jax makes "
-                             f"version {PREPROCESS_VERSION}: features would differ")
-        return cls(**{**values, "spectrogram": SpectrogramConfig(**values["spectrogram"])})
-
 
 def read_dataset(data_dir: os.PathLike | str) -> Dataset:
     """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset) or

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from mer_jax.data.songs import STEM_ORDER
+from mer_jax.files import atomic_path
 
 PENDING, DONE, FAILED = 0, 1, 2
 STEMS = STEM_ORDER   # the one home: mer_jax.data.songs
@@ -64,9 +64,13 @@ def _array(group, name, shape, dtype, fill=0):
 def create_store(path: os.PathLike | str, ids: list[str], labels: np.ndarray, shapes: StoreShapes,
                  attrs: dict) -> Path:
     """Create an empty store at ``path`` atomically (built beside it, then renamed)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(path) as tmp:
+        _build_store(tmp, ids, labels, shapes, attrs)
+    return Path(path)
+
+
+def _build_store(tmp: Path, ids: list[str], labels: np.ndarray, shapes: StoreShapes,
+                 attrs: dict) -> None:
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     n = shapes.songs
     _array(root, "ids", (n,), str, fill="")[:] = np.array(ids, dtype=object)
@@ -81,8 +85,6 @@ def create_store(path: os.PathLike | str, ids: list[str], labels: np.ndarray, sh
     _array(mixed, "opensmile", (n, shapes.opensmile), "float32")
     _array(sep, "opensmile", (n, len(STEMS) * shapes.opensmile), "float32")
     root.attrs.update(attrs)
-    os.replace(tmp, path)
-    return path
 
 
 class StoreLock:

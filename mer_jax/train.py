@@ -21,10 +21,9 @@ from pathlib import Path
 
 from mer_jax.features.spectrogram import SpectrogramConfig
 from mer_jax.model import count_params, param_shapes
-from mer_jax.separation import STEM_ORDER
 from mer_jax.runtime import run_command
 from mer_jax.training.config import apply_overrides, load_config
-from mer_jax.training.data import MODES
+from mer_jax.features.model_input import MODES, input_channels
 
 
 
@@ -41,8 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     config = apply_overrides(load_config(args.config), args.overrides)
-    channels = 1 if args.mode == "mixed" else len(STEM_ORDER)
-    input_shape = (SpectrogramConfig().bins, config.time_bins, channels)
+    input_shape = (SpectrogramConfig().bins, config.time_bins, input_channels(args.mode))
     if args.dry_run:
         print(f"input shape: {input_shape} (frequency, time, channels)")
         print(f"params: {count_params(param_shapes(config.model, input_shape))}")

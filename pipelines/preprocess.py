@@ -5,8 +5,9 @@
 
 DIR is a PMEmo-layout folder (real PMEmo2019, ../shared/data/PMEmo2019-mini, the synthetic
 dataset) or an emoMusic folder. Rerunning resumes: finished songs are kept, pending and failed
-ones are (re)done. Failed songs are listed with their reasons and skipped; the exit code is 1 only
-when no song could be processed.
+ones are (re)done. Failed songs are listed with their reasons and skipped, as are the songs the
+reader left out (e.g. no std annotation, no audio) and audio files no annotation names; the exit
+code is 1 only when no song could be processed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from mer_jax import audio as audio_io
 from mer_jax.data import DatasetError
-from mer_jax.preprocess import PreprocessConfig, preprocess
+from mer_jax.preprocess import PreprocessConfig, preprocess, read_dataset
 from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS
 from mer_jax.separation.spleeter_weights import WeightsError
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = PreprocessConfig.for_clip(args.separator, args.clip_seconds)
     try:
+        dataset = read_dataset(args.data_dir)
         path = preprocess(args.data_dir, config, args.cache_dir, workers=args.workers)
     except (DatasetError, StoreError, WeightsError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -43,9 +45,12 @@ def main(argv=None) -> int:
     store = FeatureStore(path)
     failures = store.failures()
     print(f"{len(store.done)}/{len(store.ids)} songs preprocessed, {len(failures)} failed, "
-          f"{len(store.attrs.get('skipped', {}))} skipped by the reader")
+          f"{len(dataset.skipped)} skipped by the reader, {len(dataset.unannotated)} audio files "
+          "without annotation")
     for song_id, reason in failures.items():
         print(f"  failed {song_id}: {reason}")
+    for line in dataset.report().splitlines()[1:]:   # "  skipped ID: reason", "  no annotation: FILE"
+        print(line)
     print(path.resolve())
     return 0 if len(store.done) else 1
 

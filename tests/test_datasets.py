@@ -48,6 +48,20 @@ def test_missing_audio_and_std_are_reported_not_fatal(pmemo_copy):
     assert "108" in dataset.report() and "634" in dataset.report()
 
 
+def test_audio_without_annotation_is_listed(pmemo_copy, emomusic_mini, tmp_path):
+    shutil.copy(pmemo_copy / "chorus" / "17.mp3", pmemo_copy / "chorus" / "9999.mp3")
+    dataset = read_pmemo(pmemo_copy)
+    assert len(dataset) == 5 and dataset.unannotated == (pmemo_copy / "chorus" / "9999.mp3",)
+    assert "1 audio files without annotation" in dataset.report()
+    assert f"  no annotation: {pmemo_copy / 'chorus' / '9999.mp3'}" in dataset.report()
+    emo = tmp_path / "emo"
+    shutil.copytree(emomusic_mini, emo)
+    (emo / "clips").chmod(0o755)
+    clip = next((emo / "clips").glob("*.mp3"))
+    shutil.copy(clip, emo / "clips" / "77777.mp3")
+    assert read_emomusic(emo).unannotated == (emo / "clips" / "77777.mp3",)
+
+
 def test_duplicate_ids_are_rejected(pmemo_copy):
     path = pmemo_copy / "annotations" / "static_annotations.csv"
     path.write_text(path.read_text() + "17.0,0.5,0.5\n")

@@ -67,6 +67,7 @@ def experiment_run(tiny_store, tmp_path_factory):
     return work, args
 
 
+@pytest.mark.slow
 def test_experiment_writes_the_report(experiment_run, capsys):
     work, args = experiment_run
     assert experiment.main(args) == 0
@@ -96,6 +97,7 @@ def test_experiment_writes_the_report(experiment_run, capsys):
         "crnn_mixed", "crnn_sep", "rf_mixed", "rf_sep"}
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_stages(experiment_run, monkeypatch):
     work, args = experiment_run
     if not (work / "stages.json").is_file():
@@ -109,6 +111,7 @@ def test_rerun_skips_finished_stages(experiment_run, monkeypatch):
     assert experiment.main(args) == 0
 
 
+@pytest.mark.slow
 def test_mixed_results_are_reused_across_separators(experiment_run, tmp_path, monkeypatch):
     work, args = experiment_run
     if not (work / "stages.json").is_file():

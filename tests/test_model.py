@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import tiny_model
 from mer_jax.model import CRNN, ModelConfig, count_params, init_params, param_shapes
 from mer_jax.training.config import load_config
 
@@ -35,9 +36,11 @@ def test_small_config_keeps_the_topology_and_runs():
     assert lstm_in == 5  # 256 time bins -> 5 after five blocks
 
 
+TINY = tiny_model()     # softplus stds, dropout 0.1, input norm and output prior
+
+
 def test_softplus_head_gives_positive_stds():
-    config = ModelConfig(conv_channels=((4, 4),) * 5, lstm_units=(4, 4, 4), dense_units=(4, 4, 4),
-                         std_activation="softplus")
+    config = TINY
     params = init_params(config, (129, 128, 1), jax.random.PRNGKey(1))
     x = jax.random.normal(jax.random.PRNGKey(2), (6, 129, 128, 1)) * 50
     out = np.asarray(jax.jit(lambda p, x: CRNN(config).apply({"params": p}, x, train=False))(params, x))
@@ -50,8 +53,7 @@ def test_wrong_frequency_size_is_a_clear_error():
 
 
 def test_dropout_only_in_training():
-    config = ModelConfig(conv_channels=((4, 4),) * 5, lstm_units=(4, 4, 4), dense_units=(4, 4, 4),
-                         dropout=0.5)
+    config = TINY
     params = init_params(config, (129, 128, 1), jax.random.PRNGKey(0))
     x = jnp.ones((2, 129, 128, 1))
     train = jax.jit(lambda p, key: CRNN(config).apply({"params": p}, x, train=True,
@@ -67,14 +69,14 @@ def test_dropout_only_in_training():
 
 def test_fitted_input_norm_and_output_prior_are_not_trained():
     from mer_jax.model import set_input_norm, set_output_prior
-    config = ModelConfig(conv_channels=((4, 4),) * 5, lstm_units=(4, 4, 4), dense_units=(4, 4, 4),
-                         std_activation="softplus", input_norm=True, output_prior=True)
-    params = init_params(config, (129, 128, 2), jax.random.PRNGKey(0))
+    config = TINY
+    assert config.input_norm and config.output_prior and config.std_activation == "softplus"
+    params = init_params(config, (129, 128, 4), jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
-    params = set_input_norm(params, rng.normal(size=(129, 2)), rng.uniform(1, 2, (129, 2)))
+    params = set_input_norm(params, rng.normal(size=(129, 4)), rng.uniform(1, 2, (129, 4)))
     prior = np.array([0.4, 0.6, 0.2, 0.25])
     params = set_output_prior(params, prior)
-    x = jnp.asarray(rng.uniform(0, 3, (3, 129, 128, 2)), jnp.float32)
+    x = jnp.asarray(rng.uniform(0, 3, (3, 129, 128, 4)), jnp.float32)
     apply = lambda p: CRNN(config).apply({"params": p}, x, train=False)
     grads = jax.grad(lambda p: jnp.sum(apply(p) ** 2))(params)
     for name in ("InputNorm_0", "OutputPrior_0"):

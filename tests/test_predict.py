@@ -1,6 +1,7 @@
 """mer_jax.predict: a trained model applied to audio files, with the features made as in training."""
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import soundfile as sf
 
 import mer_jax
 from conftest import TINY_OVERRIDES
-from mer_jax import inference
+from mer_jax import audio, inference
 from mer_jax.predict import CSV_HEADER, main
 from mer_jax.predictions import read_iterations
 from mer_jax.store import FeatureStore
@@ -138,6 +139,17 @@ def test_cli_walks_folders_skips_bad_files_and_resumes(trained, songs, tmp_path,
     assert err.startswith("predicted 1 files (2 already done, 1 failed)")
     with open(out, newline="") as f:
         assert sorted(r["path"] for r in csv.DictReader(f)) == sorted(r["path"] for r in rows)
+    # cut inside its last number (power loss, full disk): complete-looking but no newline
+    text = out.read_text()
+    out.write_text(text[:-3])
+    assert main(args) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "predicted 1 files (2 already done, 1 failed)")
+    assert out.read_text().count("\n") == 4 and out.read_text().endswith("\n")
+    # a rerun where only the bad file is left: it fails again, but the others are done: exit 0
+    assert main(args) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "predicted 0 files (3 already done, 1 failed)")
 
     # another model into the same output is refused
     assert main(args + ["--mode", "sep"]) == 2
@@ -160,6 +172,23 @@ def test_cli_json_and_all_failed_exit_code(trained, songs, tmp_path, capsys):
     assert main([str(tmp_path / "empty"), "--checkpoint", str(trained)]) == 2
 
 
+def test_cli_names_unreadable_files_and_warns_on_silence(trained, songs, tmp_path, capsys):
+    locked = tmp_path / "locked.wav"
+    shutil.copy(songs[0], locked)
+    locked.chmod(0)
+    silent = tmp_path / "silent.wav"
+    audio.write_wav(silent, np.zeros(3 * 44_100, np.float32))
+    try:
+        assert main([str(locked), str(silent), "--checkpoint", str(trained), "--quiet"]) == 0
+    finally:
+        locked.chmod(0o644)
+    err = capsys.readouterr().err
+    if os.geteuid() != 0:       # root reads any file
+        assert f"failed: {locked}: permission denied" in err
+    assert f"warning: {silent}: silent audio" in err
+    assert inference.Predictor(inference.load_model(trained))(silent).silent
+
+
 def test_cli_as_a_module(trained, songs):
     result = subprocess.run([sys.executable, "-m", "mer_jax.predict", str(songs[2]),
                              "--checkpoint", str(trained), "--quiet"],
@@ -167,3 +196,14 @@ def test_cli_as_a_module(trained, songs):
     lines = result.stdout.strip().splitlines()
     assert lines[0] == ",".join(CSV_HEADER) and lines[1].startswith(str(songs[2]))
     assert result.stderr.strip().splitlines()[-1].startswith("predicted 1 files")
+
+
+def test_serving_imports_no_training_or_preprocessing_code():
+    """predict/inference stand on neutral modules (features.config, features.model_input,
+    model.predict, files): no trainer, loader, optimizer, preprocessing driver or evaluation."""
+    code = ("import sys, mer_jax.predict; print(sorted(m for m in sys.modules if m.startswith(("
+            "'mer_jax.training.data', 'mer_jax.training.steps', 'mer_jax.training.loop', "
+            "'mer_jax.preprocess', 'mer_jax.evaluate', 'mer_jax.report', 'optax'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

@@ -116,6 +116,7 @@ def cheap_features(x):
                      np.mean(major - minor), np.mean(major > minor)])
 
 
+@pytest.mark.slow
 def test_labels_are_learnable_from_the_audio(tmp_path):
     out = tmp_path / "learn"
     write_dataset(out, SynthConfig(n=120, seconds=8.0, seed=2024), workers=2, progress=False)

@@ -60,4 +60,9 @@ def read_emomusic(root: os.PathLike | str) -> Dataset:
             skipped.append(Skipped(song_id, f"no audio file {audio.relative_to(root)}"))
         else:
             songs.append(Song(song_id=song_id, audio_path=audio, **values))
-    return Dataset(name="emoMusic", root=root, songs=tuple(songs), skipped=tuple(skipped))
+    named = set(ids)
+    unannotated = tuple(sorted((p for p in clip_dir.glob("*.mp3")
+                                if normalize_song_id(p.stem) not in named),
+                               key=lambda p: sort_key(normalize_song_id(p.stem))))
+    return Dataset(name="emoMusic", root=root, songs=tuple(songs), skipped=tuple(skipped),
+                   unannotated=unannotated)

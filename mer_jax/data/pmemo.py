@@ -91,4 +91,7 @@ def read_pmemo(root: os.PathLike | str) -> Dataset:
             songs.append(Song(song_id=song_id, audio_path=audio[song_id], **values))
     for song_id in sorted(set(stds) - set(means), key=sort_key):
         skipped.append(Skipped(song_id, f"std annotation without mean annotation in {MEAN_FILE}"))
-    return Dataset(name="PMEmo", root=root, songs=tuple(songs), skipped=tuple(skipped))
+    unannotated = tuple(audio[i] for i in sorted(set(audio) - set(means) - set(stds),
+                                                 key=sort_key))
+    return Dataset(name="PMEmo", root=root, songs=tuple(songs), skipped=tuple(skipped),
+                   unannotated=unannotated)

@@ -46,12 +46,14 @@ class Skipped:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """The usable songs of a dataset (sorted by id) and the ones left out with their reasons."""
+    """The usable songs of a dataset (sorted by id), the annotated ones left out with their
+    reasons, and the audio files that no annotation names (``unannotated``)."""
 
     name: str
     root: Path
     songs: tuple[Song, ...]
     skipped: tuple[Skipped, ...] = ()
+    unannotated: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         return len(self.songs)
@@ -60,9 +62,12 @@ class Dataset:
         return iter(self.songs)
 
     def report(self) -> str:
+        """One line of counts, then one per skipped song (id: reason) and unannotated file."""
         lines = [f"{self.name} at {self.root}: {len(self.songs)} songs usable, "
-                 f"{len(self.skipped)} skipped"]
+                 f"{len(self.skipped)} skipped, {len(self.unannotated)} audio files without "
+                 "annotation"]
         lines += [f"  skipped {s.song_id}: {s.reason}" for s in self.skipped]
+        lines += [f"  no annotation: {p}" for p in self.unannotated]
         return "\n".join(lines)
 
 

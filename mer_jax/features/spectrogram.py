@@ -13,7 +13,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from mer_jax.features.dsp import frame_index, periodic_hann, resize_last_axis
 
 PAPER_FRAMES = 15_502
 
@@ -36,19 +37,14 @@ class SpectrogramConfig:
         return 1 + (samples - frame_length) // hop
 
 
-def _periodic_hann(length: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)).astype(np.float32)
-
-
 @functools.partial(jax.jit, static_argnames="config")
 def spectrogram(waves: jnp.ndarray, config: SpectrogramConfig = SpectrogramConfig()) -> jnp.ndarray:
     """``(channels, samples)`` float32 -> ``(channels, bins=129, time_bins=2048)`` float32."""
     frames = max(0, SpectrogramConfig.frames_for(waves.shape[-1], config.frame_length, config.hop))
-    idx = np.arange(config.frame_length)[None, :] + config.hop * np.arange(frames)[:, None]
-    windowed = waves[:, idx] * _periodic_hann(config.frame_length)       # (C, frames, 255)
+    idx = frame_index(frames, config.frame_length, config.hop)
+    windowed = waves[:, idx] * periodic_hann(config.frame_length)        # (C, frames, 255)
     magnitude = jnp.abs(jnp.fft.rfft(windowed, n=config.fft_length, axis=-1))
     keep = min(frames, config.n_frames)
     magnitude = jnp.pad(magnitude[:, :keep], ((0, 0), (0, config.n_frames - keep), (0, 0)))
-    resized = jax.image.resize(magnitude, (waves.shape[0], config.time_bins, config.bins),
-                               method="bilinear", antialias=False)
-    return jnp.transpose(resized, (0, 2, 1)).astype(jnp.float32)
+    by_time = jnp.transpose(magnitude, (0, 2, 1))                       # (C, bins, n_frames)
+    return resize_last_axis(by_time, config.time_bins).astype(jnp.float32)

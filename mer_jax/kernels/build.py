@@ -16,6 +16,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from mer_jax.files import atomic_path
+
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 
 
@@ -48,25 +50,27 @@ def library_path() -> Path:
 
 def build() -> Path:
     """The compiled library's path (compiled now if missing)."""
-    import jax
     target = library_path()
     if target.is_file():
         return target
     include, lib = _onednn_dirs()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with atomic_path(target) as tmp:
+        _compile(tmp, include, lib)
+    return target
+
+
+def _compile(out: Path, include: Path, lib: Path) -> None:
+    import jax
     command = [os.environ.get("CXX", "g++"), "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
                str(SOURCE), f"-I{jax.ffi.include_dir()}", f"-I{include}",
                f"-I{sysconfig.get_paths()['include']}", f"-L{lib}", "-ldnnl",
-               f"-Wl,-rpath,{lib}", "-o", str(tmp)]
+               f"-Wl,-rpath,{lib}", "-o", str(out)]
     try:
         subprocess.run(command, check=True, capture_output=True, text=True)
     except FileNotFoundError:
         raise KernelBuildError(f"no C++ compiler ({command[0]}); set $CXX") from None
     except subprocess.CalledProcessError as err:
         raise KernelBuildError(f"compiling {SOURCE.name} failed:\n{err.stderr[-2000:]}") from None
-    os.replace(tmp, target)
-    return target
 
 
 if __name__ == "__main__":

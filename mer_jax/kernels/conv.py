@@ -1,13 +1,13 @@
-"""Convolutions with the CRNN's cases on CPU done by oneDNN.
+"""The CRNN's convolution layer, ``relu(conv(x, w) + b)``, on CPU done by oneDNN.
 
-``conv_bias_relu(x, w, b)`` (the CRNN's layers) and ``conv_general_dilated`` (lax's signature, a
-drop-in for flax.linen.Conv) take stride-1, unpadded ("VALID", or "SAME" with a 1x1 kernel),
-undilated, ungrouped float32 convolutions in NHWC/HWIO layout - every convolution of the paper's
-CRNN. Each is a ``jax.custom_vjp`` whose forward and backward passes (data and weight gradients;
-the bias and ReLU fused into the forward call, the bias gradient into the weight-gradient call)
-are XLA FFI custom calls (``onednn_conv.cc``); ``lax.platform_dependent`` keeps
-``lax.conv_general_dilated`` for GPU/TPU. ``MER_JAX_CONV=xla`` turns the oneDNN path off; when
-the kernels cannot be built, it stays off (``status()`` says why).
+``conv_bias_relu(x, w, b)`` takes the stride-1, unpadded ("VALID"), undilated, ungrouped float32
+convolutions in NHWC/HWIO layout of the paper's CRNN (its only convolutions). It is a
+``jax.custom_vjp`` whose forward pass (bias and ReLU fused) and backward passes (data gradient;
+weight and bias gradients in one call) are XLA FFI custom calls (``onednn_conv.cc``).
+
+Only on CPU: on a GPU/TPU default backend, with ``MER_JAX_CONV=xla``, or for other dtypes the
+same expression runs in lax and the kernels are never built, loaded or traced (``status()`` says
+why); when the kernels cannot be built, the lax path stays (the designed fallback).
 """
 from __future__ import annotations
 
@@ -20,10 +20,8 @@ import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
-_TARGETS = {"mer_conv_forward": "MerConvForward",
-            "mer_conv_bias_relu_forward": "MerConvBiasReluForward",
+_TARGETS = {"mer_conv_bias_relu_forward": "MerConvBiasReluForward",
             "mer_conv_backward_data": "MerConvBackwardData",
-            "mer_conv_backward_weights": "MerConvBackwardWeights",
             "mer_conv_backward_weights_bias": "MerConvBackwardWeightsBias"}
 
 
@@ -42,9 +40,11 @@ def _load() -> str | None:
 
 
 def status() -> str:
-    """"onednn", or "xla (<reason>)"."""
+    """"onednn", or "xla (<reason>)"; builds and loads the kernels only when on CPU."""
     if os.environ.get("MER_JAX_CONV", "auto") == "xla":
         return "xla (MER_JAX_CONV=xla)"
+    if (backend := jax.default_backend()) != "cpu":
+        return f"xla (default backend {backend})"
     reason = _load()
     return "onednn" if reason is None else f"xla ({reason})"
 
@@ -67,53 +67,11 @@ def _call(target, result, *args):
     return jax.ffi.ffi_call(target, result, vmap_method="sequential")(*args)
 
 
-def _require_kernels() -> None:
-    if (reason := _load()) is not None:
-        raise RuntimeError(f"the oneDNN convolution kernels are unavailable: {reason}")
-
-
-def _forward(x, w):
-    _require_kernels()
-    return lax.platform_dependent(
-        x, w, cpu=lambda x, w: _call("mer_conv_forward", _out_shape(x, w), x, w),
-        default=_xla_conv)
-
-
-def _backward(x, w, dy):
-    def onednn(x, w, dy):
-        dx = _call("mer_conv_backward_data", jax.ShapeDtypeStruct(x.shape, x.dtype), dy, w)
-        dw = _call("mer_conv_backward_weights", jax.ShapeDtypeStruct(w.shape, w.dtype), x, dy)
-        return dx, dw
-
-    def xla(x, w, dy):
-        return jax.vjp(_xla_conv, x, w)[1](dy)
-
-    return lax.platform_dependent(x, w, dy, cpu=onednn, default=xla)
-
-
-@jax.custom_vjp
-def conv_valid(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
-    """``x (N, H, W, C)``, ``w (KH, KW, C, O)`` -> ``(N, H - KH + 1, W - KW + 1, O)``."""
-    return _forward(x, w)
-
-
-def _conv_fwd(x, w):
-    return _forward(x, w), (x, w)
-
-
-def _conv_bwd(residuals, dy):
-    return _backward(*residuals, dy)
-
-
-conv_valid.defvjp(_conv_fwd, _conv_bwd)
-
-
 def _xla_conv_bias_relu(x, w, b):
     return jax.nn.relu(_xla_conv(x, w) + b)
 
 
 def _forward_bias_relu(x, w, b):
-    _require_kernels()
     return lax.platform_dependent(
         x, w, b, default=_xla_conv_bias_relu,
         cpu=lambda x, w, b: _call("mer_conv_bias_relu_forward", _out_shape(x, w), x, w, b))
@@ -158,29 +116,3 @@ def conv_bias_relu(x: jnp.ndarray, w: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarra
         return _conv_bias_relu_onednn(x, w, b)
     return _xla_conv_bias_relu(x, w, b)
 
-
-def _is_zero_padding(padding, kernel_shape) -> bool:
-    if padding == "VALID":
-        return True
-    if isinstance(padding, str):
-        return padding.upper() == "SAME" and all(k == 1 for k in kernel_shape)
-    return all(tuple(p) == (0, 0) for p in padding)
-
-
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, batch_group_count=1,
-                         precision=None, preferred_element_type=None):
-    """``lax.conv_general_dilated``'s signature; the oneDNN path when the case allows it."""
-    simple = (lhs.ndim == 4 and lhs.dtype == jnp.float32 and rhs.dtype == jnp.float32
-              and tuple(window_strides) == (1, 1) and _is_zero_padding(padding, rhs.shape[:2])
-              and all(d == 1 for d in (lhs_dilation or (1, 1)))
-              and all(d == 1 for d in (rhs_dilation or (1, 1)))
-              and feature_group_count == 1 and batch_group_count == 1
-              and preferred_element_type in (None, jnp.float32)
-              and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-              == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
-    if simple and enabled():
-        return conv_valid(lhs, rhs)
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                    dimension_numbers, feature_group_count, batch_group_count,
-                                    precision, preferred_element_type)

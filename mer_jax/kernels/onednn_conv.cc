@@ -2,12 +2,11 @@
 //
 // Layouts are XLA's: activations NHWC, kernels HWIO (flax.linen.Conv's). oneDNN chooses its own
 // (blocked) kernel layout; the small kernel tensors are reordered on every call, the large
-// activations never are. The handlers, one per pass:
-//   mer_conv_forward               x (N,H,W,C), w (KH,KW,C,O)     -> y  (N,H-KH+1,W-KW+1,O)
-//   mer_conv_bias_relu_forward     x, w, b (O)                    -> relu(conv(x, w) + b), fused
-//   mer_conv_backward_data         dy (N,OH,OW,O), w              -> dx (N,OH+KH-1,OW+KW-1,C)
-//   mer_conv_backward_weights      x (N,H,W,C), dy (N,OH,OW,O)    -> dw (KH,KW,C,O)
-//   mer_conv_backward_weights_bias x, dy                          -> dw, db (O) in one pass
+// activations never are. The handlers, one per pass of relu(conv(x, w) + b):
+//   mer_conv_bias_relu_forward     x (N,H,W,C), w (KH,KW,C,O), b (O)
+//                                                           -> y  (N,H-KH+1,W-KW+1,O), fused
+//   mer_conv_backward_data         dy (N,OH,OW,O), w        -> dx (N,OH+KH-1,OW+KW-1,C)
+//   mer_conv_backward_weights_bias x (N,H,W,C), dy          -> dw (KH,KW,C,O), db (O) in one pass
 // Built by mer_jax.kernels.build; loaded by mer_jax.kernels.conv.
 #include <cstdint>
 #include <string>
@@ -39,20 +38,14 @@ Shapes shapes(int64_t n, int64_t h, int64_t w, int64_t c, int64_t kh, int64_t kw
 const memory::dims kStrides = {1, 1};
 const memory::dims kNoPadding = {0, 0};
 
-dnnl::convolution_forward::primitive_desc forward_desc(const Shapes& s, bool bias = false,
-                                                       bool relu = false) {
+// The forward pass with the bias and the ReLU fused (the hint of the backward passes too).
+dnnl::convolution_forward::primitive_desc forward_desc(const Shapes& s) {
   dnnl::primitive_attr attr;
-  if (relu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(ops);
-  }
+  dnnl::post_ops ops;
+  ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  attr.set_post_ops(ops);
   memory::desc src(s.src, dt::f32, tag::nhwc), dst(s.dst, dt::f32, tag::nhwc);
   memory::desc weights(s.weights, dt::f32, tag::any);
-  if (!bias)
-    return dnnl::convolution_forward::primitive_desc(
-        cpu_engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
-        weights, dst, kStrides, kNoPadding, kNoPadding, attr);
   return dnnl::convolution_forward::primitive_desc(
       cpu_engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
       weights, memory::desc({s.dst[1]}, dt::f32, tag::x), dst, kStrides, kNoPadding, kNoPadding,
@@ -78,38 +71,28 @@ ffi::Error guarded(F&& body) {
   }
 }
 
-// y = conv(x, w) [+ b] [then relu]; b may be null.
-ffi::Error run_forward(const char* name, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& w,
-                       void* b, bool relu, ffi::ResultBuffer<ffi::F32>& y) {
+// y = relu(conv(x, w) + b)
+ffi::Error ConvBiasReluForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
+                               ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> y) {
   auto xd = x.dimensions();
   auto wd = w.dimensions();
   if (xd.size() != 4 || wd.size() != 4 || wd[2] != xd[3])
-    return ffi::Error::InvalidArgument(std::string(name) + ": x (N,H,W,C) and w (KH,KW,C,O)");
+    return ffi::Error::InvalidArgument("mer_conv_bias_relu_forward: x (N,H,W,C), w (KH,KW,C,O)");
+  if (b.dimensions().size() != 1 || b.dimensions()[0] != wd[3])
+    return ffi::Error::InvalidArgument("mer_conv_bias_relu_forward: b (O) for w (KH,KW,C,O)");
   return guarded([&] {
     Shapes s = shapes(xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3]);
-    auto pd = forward_desc(s, b != nullptr, relu);
+    auto pd = forward_desc(s);
     dnnl::stream stream(cpu_engine());
     memory kernel = kernel_for(pd.weights_desc(), s, w.untyped_data(), stream);
     memory src(pd.src_desc(), cpu_engine(), x.untyped_data());
     memory dst(pd.dst_desc(), cpu_engine(), y->untyped_data());
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, kernel}, {DNNL_ARG_DST, dst}};
-    if (b != nullptr) args[DNNL_ARG_BIAS] = memory(pd.bias_desc(), cpu_engine(), b);
-    dnnl::convolution_forward(pd).execute(stream, args);
+    memory bias(pd.bias_desc(), cpu_engine(), b.untyped_data());
+    dnnl::convolution_forward(pd).execute(
+        stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, kernel}, {DNNL_ARG_BIAS, bias},
+                 {DNNL_ARG_DST, dst}});
     stream.wait();
   });
-}
-
-ffi::Error ConvForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                       ffi::ResultBuffer<ffi::F32> y) {
-  return run_forward("mer_conv_forward", x, w, nullptr, false, y);
-}
-
-ffi::Error ConvBiasReluForward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
-                               ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> y) {
-  if (b.dimensions().size() != 1 || b.dimensions()[0] != w.dimensions().back())
-    return ffi::Error::InvalidArgument("mer_conv_bias_relu_forward: b (O) for w (KH,KW,C,O)");
-  return run_forward("mer_conv_bias_relu_forward", x, w, b.untyped_data(), true, y);
 }
 
 ffi::Error ConvBackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
@@ -136,27 +119,26 @@ ffi::Error ConvBackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w,
   });
 }
 
-// dw (and db when given: the sum of dy over N, OH, OW) from x and dy.
-ffi::Error run_backward_weights(const char* name, ffi::Buffer<ffi::F32>& x,
-                                ffi::Buffer<ffi::F32>& dy, ffi::ResultBuffer<ffi::F32>& dw,
-                                void* db) {
+// dw and db (the sum of dy over N, OH, OW) from x and dy, in one oneDNN pass.
+ffi::Error ConvBackwardWeightsBias(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
+                                   ffi::ResultBuffer<ffi::F32> dw,
+                                   ffi::ResultBuffer<ffi::F32> db) {
   auto xd = x.dimensions();
   auto od = dy.dimensions();
   if (xd.size() != 4 || od.size() != 4 || xd[0] != od[0])
-    return ffi::Error::InvalidArgument(std::string(name) + ": x (N,H,W,C), dy (N,OH,OW,O)");
+    return ffi::Error::InvalidArgument(
+        "mer_conv_backward_weights_bias: x (N,H,W,C), dy (N,OH,OW,O)");
+  if (db->dimensions().size() != 1 || db->dimensions()[0] != od[3])
+    return ffi::Error::InvalidArgument("mer_conv_backward_weights_bias: db (O) for dy (N,OH,OW,O)");
   return guarded([&] {
     int64_t kh = xd[1] - od[1] + 1, kw = xd[2] - od[2] + 1;
     Shapes s = shapes(xd[0], xd[1], xd[2], xd[3], kh, kw, od[3]);
-    auto hint = forward_desc(s, db != nullptr);
+    auto hint = forward_desc(s);
     memory::desc src_md(s.src, dt::f32, tag::nhwc), dst_md(s.dst, dt::f32, tag::nhwc);
     memory::desc weights_md(s.weights, dt::f32, tag::any), bias_md({od[3]}, dt::f32, tag::x);
-    auto pd = db == nullptr
-                  ? dnnl::convolution_backward_weights::primitive_desc(
-                        cpu_engine(), dnnl::algorithm::convolution_direct, src_md, weights_md,
-                        dst_md, kStrides, kNoPadding, kNoPadding, hint)
-                  : dnnl::convolution_backward_weights::primitive_desc(
-                        cpu_engine(), dnnl::algorithm::convolution_direct, src_md, weights_md,
-                        bias_md, dst_md, kStrides, kNoPadding, kNoPadding, hint);
+    dnnl::convolution_backward_weights::primitive_desc pd(
+        cpu_engine(), dnnl::algorithm::convolution_direct, src_md, weights_md, bias_md, dst_md,
+        kStrides, kNoPadding, kNoPadding, hint);
     dnnl::stream stream(cpu_engine());
     memory user(memory::desc(s.weights, dt::f32, tag::hwio), cpu_engine(), dw->untyped_data());
     bool direct = pd.diff_weights_desc() == user.get_desc();
@@ -164,38 +146,21 @@ ffi::Error run_backward_weights(const char* name, ffi::Buffer<ffi::F32>& x,
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, memory(pd.src_desc(), cpu_engine(), x.untyped_data())},
         {DNNL_ARG_DIFF_DST, memory(pd.diff_dst_desc(), cpu_engine(), dy.untyped_data())},
-        {DNNL_ARG_DIFF_WEIGHTS, diff_weights}};
-    if (db != nullptr) args[DNNL_ARG_DIFF_BIAS] = memory(pd.diff_bias_desc(), cpu_engine(), db);
+        {DNNL_ARG_DIFF_WEIGHTS, diff_weights},
+        {DNNL_ARG_DIFF_BIAS, memory(pd.diff_bias_desc(), cpu_engine(), db->untyped_data())}};
     dnnl::convolution_backward_weights(pd).execute(stream, args);
     if (!direct) dnnl::reorder(diff_weights, user).execute(stream, diff_weights, user);
     stream.wait();
   });
 }
 
-ffi::Error ConvBackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
-                               ffi::ResultBuffer<ffi::F32> dw) {
-  return run_backward_weights("mer_conv_backward_weights", x, dy, dw, nullptr);
-}
-
-ffi::Error ConvBackwardWeightsBias(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
-                                   ffi::ResultBuffer<ffi::F32> dw,
-                                   ffi::ResultBuffer<ffi::F32> db) {
-  if (db->dimensions().size() != 1 || db->dimensions()[0] != dy.dimensions().back())
-    return ffi::Error::InvalidArgument("mer_conv_backward_weights_bias: db (O) for dy (N,OH,OW,O)");
-  return run_backward_weights("mer_conv_backward_weights_bias", x, dy, dw, db->untyped_data());
-}
-
 }  // namespace
 
 using F32Buffer = ffi::Buffer<ffi::F32>;
-XLA_FFI_DEFINE_HANDLER_SYMBOL(MerConvForward, ConvForward,
-                              ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     MerConvBiasReluForward, ConvBiasReluForward,
     ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MerConvBackwardData, ConvBackwardData,
-                              ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
-XLA_FFI_DEFINE_HANDLER_SYMBOL(MerConvBackwardWeights, ConvBackwardWeights,
                               ffi::Ffi::Bind().Arg<F32Buffer>().Arg<F32Buffer>().Ret<F32Buffer>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     MerConvBackwardWeightsBias, ConvBackwardWeightsBias,

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax.features.dsp import frame_index, periodic_hann
+
 N_FFT = 4096
 HOP = 1024
 BINS = 1024          # frequency bins the model sees (up to ~11 kHz)
@@ -66,15 +68,14 @@ def unet(params: dict, magnitude: jnp.ndarray) -> jnp.ndarray:
 
 
 def _window() -> jnp.ndarray:
-    return jnp.asarray(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT), jnp.float32)
+    return jnp.asarray(periodic_hann(N_FFT))
 
 
 def stft(wave: jnp.ndarray) -> jnp.ndarray:
     """Centred STFT like ``torch.stft(center=True, pad_mode='constant')``:
     ``(channels, n)`` -> complex ``(channels, 1 + n // HOP, N_FFT // 2 + 1)``."""
     padded = jnp.pad(wave, ((0, 0), (N_FFT // 2, N_FFT // 2)))
-    frames = 1 + wave.shape[-1] // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(frames)[:, None]
+    idx = frame_index(1 + wave.shape[-1] // HOP, N_FFT, HOP)
     return jnp.fft.rfft(padded[:, idx] * _window(), axis=-1)
 
 
@@ -84,7 +85,7 @@ def istft(spec: jnp.ndarray, length: int) -> jnp.ndarray:
     window = _window()
     pieces = jnp.fft.irfft(spec, n=N_FFT, axis=-1) * window
     total = N_FFT + HOP * (frames - 1)
-    idx = (np.arange(N_FFT)[None, :] + HOP * np.arange(frames)[:, None]).reshape(-1)
+    idx = frame_index(frames, N_FFT, HOP).reshape(-1)
     signal = jnp.zeros((channels, total)).at[:, idx].add(pieces.reshape(channels, -1))
     envelope = jnp.zeros(total).at[idx].add(jnp.tile(window * window, frames))
     signal = signal / jnp.where(envelope > 1e-11, envelope, 1.0)

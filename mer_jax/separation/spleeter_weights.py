@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_jax.files import atomic_path
+
 try:  # NumPy 2 moved the pickled reconstructor; checkpoints name the NumPy 1 location
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # pragma: no cover - NumPy 1
@@ -119,10 +121,8 @@ def load_weights(cache_dir: os.PathLike | str) -> dict[str, dict[str, np.ndarray
             arrays = read_checkpoint(root / relative, digest)
             _check_network(stem, arrays)
             flat.update({f"{stem}/{k}": v.astype(np.float32) for k, v in arrays.items()})
-        npz.parent.mkdir(parents=True, exist_ok=True)
-        tmp = npz.with_name(f".{npz.stem}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, **flat)
-        os.replace(tmp, npz)
+        with atomic_path(npz) as tmp:
+            np.savez(tmp, **flat)
     with np.load(npz) as data:
         weights: dict[str, dict[str, np.ndarray]] = {stem: {} for stem in CHECKPOINTS}
         for key in data.files:

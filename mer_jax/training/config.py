@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 from mer_jax.model import ModelConfig
-from mer_jax.training.steps import LR_SCHEDULES
+
+LR_SCHEDULES = ("constant", "cosine")   # steps.learning_rate makes them
 
 
 @dataclasses.dataclass(frozen=True)

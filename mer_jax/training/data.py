@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax import files
+from mer_jax.features.model_input import MODES, model_input
 from mer_jax.store import FeatureStore
 
-MODES = ("mixed", "sep")
 BATCH_STREAM = 1   # spawn-key tag of the batch-order streams (the splits' streams have none)
 
 
@@ -133,27 +133,6 @@ class ModelInputs:
             with self._lock:
                 self._cache.update(fetched)
         return out
-
-
-def model_input(spectra: np.ndarray, time_bins: int, log_input: bool) -> np.ndarray:
-    """Stored spectrograms ``(C, freq, stored_time)`` -> one model input ``(freq, time_bins, C)``
-    (time resized if needed, log1p if asked): the one definition training and prediction share."""
-    x = spectra
-    if x.shape[-1] != time_bins:
-        x = _resize_time(x, time_bins)
-    if log_input:
-        x = np.log1p(x)
-    return np.ascontiguousarray(np.transpose(x, (1, 2, 0)), dtype=np.float32)
-
-
-def _resize_time(x: np.ndarray, bins: int) -> np.ndarray:
-    """Bilinear (half-pixel, no antialias) resize of the last axis, as jax.image.resize."""
-    n = x.shape[-1]
-    pos = (np.arange(bins) + 0.5) * n / bins - 0.5
-    lo = np.clip(np.floor(pos).astype(int), 0, n - 1)
-    hi = np.clip(lo + 1, 0, n - 1)
-    frac = (pos - np.floor(pos)).astype(np.float32)
-    return x[..., lo] * (1 - frac) + x[..., hi] * frac
 
 
 def batch_positions(n_train: int, batch_size: int, step: int, seed: tuple[int, ...]) -> np.ndarray:

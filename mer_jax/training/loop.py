@@ -309,8 +309,7 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
                           loss=_validation_loss(config, run, trainer, groups).tolist())
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == run.steps:
                 log.flush()
-                checkpoints.save(step + 1, args=ocp.args.StandardSave(trainer.merge(groups)))
-                checkpoints.wait_until_finished()
+                save_checkpoint(checkpoints, step + 1, trainer.merge(groups))
             bar.set_postfix(loss=f"{losses.mean():.4f}")
             bar.update()
     finally:
@@ -323,6 +322,13 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
                     "data_wait_fraction": batches.wait_seconds / max(
                         step_time + batches.wait_seconds, 1e-9),
                     "input_load_seconds": load_seconds, "inputs_in_memory": run.inputs.cached}
+
+
+def save_checkpoint(checkpoints: ocp.CheckpointManager, step: int, state) -> None:
+    """Save the stacked state of every model as ``step`` and wait until it is finalized: a run
+    killed after this returns resumes from ``step``."""
+    checkpoints.save(step, args=ocp.args.StandardSave(state))
+    checkpoints.wait_until_finished()
 
 
 def _write_predictions(workdir, mode, run: Setup, idx, groups, trainer) -> list[Path]:

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import optax
 
 from mer_jax.kl import kl_from_tables
-from mer_jax.model import CRNN, ModelConfig, init_params
+from mer_jax.model import CRNN, ModelConfig, init_params, predict
+from mer_jax.training.config import LR_SCHEDULES
 
 KL_MIN_STD = 1e-3   # std floor inside the Gaussian-KL training loss (a linear head can go <= 0)
 
@@ -22,9 +23,6 @@ class TrainState(flax.struct.PyTreeNode):
     step: jax.Array
     params: dict
     opt_state: optax.OptState
-
-
-LR_SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(peak: float, schedule: str = "constant", total_steps: int = 1,
@@ -78,11 +76,6 @@ def train_step(state: TrainState, batch: tuple, rng: jax.Array, *, model_config:
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, {"loss": value, "grad_norm": optax.tree.norm(grads)}
-
-
-def predict(params: dict, x: jnp.ndarray, *, model_config: ModelConfig) -> jnp.ndarray:
-    """``(B, freq, time, C)`` -> ``(B, 4)`` without dropout."""
-    return CRNN(model_config).apply({"params": params}, x, train=False)
 
 
 def eval_loss(params: dict, batch: tuple, *, model_config: ModelConfig, loss: str):

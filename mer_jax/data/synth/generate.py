@@ -13,7 +13,6 @@ decoded mix equals the sum of the decoded stems exactly, and nothing clips (peak
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import multiprocessing
@@ -24,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mer_jax.audio import write_wav
+from mer_jax.files import write_rows
 from mer_jax.data.synth import perception
 from mer_jax.data.synth.instruments import RENDERERS
 from mer_jax.data.synth.params import STEMS, SongParams, sample_song_params
@@ -117,30 +117,20 @@ def _render_and_write(job: tuple[SynthConfig, int, str]) -> SynthSong:
     return dataclasses.replace(song, stems=np.empty((0, 0), np.int16), mix=np.empty(0, np.int16))
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def _write_tables(out: Path, config: SynthConfig, songs: list[SynthSong]) -> None:
-    _write_csv(out / "metadata.csv",
+    write_rows(out / "metadata.csv",
                ["musicId", "fileName", "title", "artist", "album", "duration",
                 "chorus_start_time", "chorus_end_time"],
                [[s.song_id, f"{s.song_id}.wav", f"synthetic song {s.song_id}", "mer-jax synth",
                  f"seed {config.seed}", config.seconds, "", ""] for s in songs])
-    _write_csv(out / "annotations" / "static_annotations.csv",
+    write_rows(out / "annotations" / "static_annotations.csv",
                ["musicId", "Arousal(mean)", "Valence(mean)"],
                [[s.song_id, float(s.label_mean[1]), float(s.label_mean[0])] for s in songs])
-    _write_csv(out / "annotations" / "static_annotations_std.csv",
+    write_rows(out / "annotations" / "static_annotations_std.csv",
                ["musicId", "Arousal(std)", "Valence(std)"],
                [[s.song_id, float(s.label_std[1]), float(s.label_std[0])] for s in songs])
     fields = [f.name for f in dataclasses.fields(SongParams) if f.name != "stem_gain_db"]
-    _write_csv(out / "synth_songs.csv",
+    write_rows(out / "synth_songs.csv",
                ["musicId", *fields, *(f"gain_db_{stem}" for stem in STEMS), "loudness_db",
                 *(f"cue_{c}" for c in perception.CUES), "latent_valence", "latent_arousal"],
                [[s.song_id, *(getattr(s.params, f) for f in fields), *s.params.stem_gain_db,
