@@ -9,6 +9,7 @@ config or dataset never reuses stale data.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -118,10 +119,22 @@ def _run_worker(index):
     return _WORKER(index)
 
 
+def shard_songs(n_songs: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """Songs ``[start, stop)`` of shard ``(i, n)``, 1 <= i <= n: n contiguous, disjoint blocks
+    that cover every song (sizes differ by at most one)."""
+    i, n = shard
+    if not 1 <= i <= n:
+        raise ValueError(f"shard {i}/{n}: need 1 <= i <= n")
+    return (i - 1) * n_songs // n, i * n_songs // n
+
+
 def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                cache_dir: os.PathLike | str = "cache", workers: int = 1,
-               progress: bool = True) -> Path:
-    """Fill (or resume) the store for ``data_dir`` under ``config``; returns its path."""
+               progress: bool = True, shard: tuple[int, int] = (1, 1)) -> Path:
+    """Fill (or resume) the store for ``data_dir`` under ``config``; returns its path.
+
+    ``shard=(i, n)``: only the i-th of n disjoint blocks of songs (``shard_songs``); the n shards
+    can run at once (e.g. a Slurm job array) into the same store, each locking only its songs."""
     dataset = read_dataset(data_dir)
     if not len(dataset):
         raise DatasetError(f"{data_dir}: no usable songs\n{dataset.report()}")
@@ -145,25 +158,45 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
         except OSError:
             if not path.exists():  # lost a creation race: the other process's store is fine
                 raise
-    with store_lib.StoreLock(path):
+    start, stop = shard_songs(len(dataset), shard)
+    with store_lib.StoreLock(path, start, None if shard[1] == 1 else stop):
         root = zarr.open_group(str(path), mode="r+")
         songs = list(dataset.songs)
-        sources = [source_fingerprint(s.audio_path) for s in songs]
-        stale = (root["status"][:] != store_lib.DONE) | (root["sources"][:] != np.array(sources))
-        todo = [int(i) for i in np.flatnonzero(stale)]
-        bar = tqdm(total=len(songs), initial=len(songs) - len(todo), unit="song",
-                   desc=f"preprocessing ({config.separator})", disable=not progress)
+        sources = [source_fingerprint(s.audio_path) for s in songs[start:stop]]
+        stale = ((root["status"][start:stop] != store_lib.DONE)
+                 | (root["sources"][start:stop] != np.array(sources)))
+        todo = [start + int(i) for i in np.flatnonzero(stale)]
+        label = config.separator + ("" if shard[1] == 1 else f", shard {shard[0]}/{shard[1]}")
+        bar = tqdm(total=stop - start, initial=stop - start - len(todo), unit="song",
+                   desc=f"preprocessing ({label})", disable=not progress)
         if workers <= 1 or len(todo) <= 1:
             worker = _Worker(config, str(cache_dir), songs) if todo else None
             results = (worker(i) for i in todo)
             _consume(root, results, bar)
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(todo)), initializer=_init_worker,
-                              initargs=(config, str(cache_dir), songs)) as pool:
+            with _cpu_only_children(), context.Pool(
+                    min(workers, len(todo)), initializer=_init_worker,
+                    initargs=(config, str(cache_dir), songs)) as pool:
                 _consume(root, pool.imap_unordered(_run_worker, todo), bar)
         bar.close()
     return path
+
+
+@contextlib.contextmanager
+def _cpu_only_children():
+    """Worker processes started inside see ``JAX_PLATFORMS=cpu``: on a GPU/TPU host they never
+    initialise the accelerator (each would preallocate most of a GPU's memory; a TPU admits one
+    process). The parent's own JAX is already configured and keeps its platform."""
+    saved = os.environ.get("JAX_PLATFORMS")
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("JAX_PLATFORMS", None)
+        else:
+            os.environ["JAX_PLATFORMS"] = saved
 
 
 def _consume(root, results, bar) -> None:

@@ -16,14 +16,16 @@ attrs: config (the preprocessing config), config_hash, dataset, skipped songs, f
 A song's chunks are written first and its ``status`` last (each chunk file is replaced
 atomically by Zarr's local store), so a run killed at any moment leaves every song either done or
 pending, and a rerun redoes only the pending and failed ones (and any song whose audio file
-changed since). A lock file keeps a second writer
-out.
+changed since). Writers lock the songs they write (``StoreLock``: byte ranges of one lock file,
+one byte per song): a second writer of any of those songs fails fast, while writers of disjoint
+songs - the shards of ``pipelines.preprocess --shard i/n`` - fill one store concurrently.
 """
 from __future__ import annotations
 
 import dataclasses
 import fcntl
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -88,29 +90,44 @@ def _build_store(tmp: Path, ids: list[str], labels: np.ndarray, shapes: StoreSha
 
 
 class StoreLock:
-    """Exclusive, non-blocking lock on a store; a second preprocess fails fast."""
+    """Exclusive, non-blocking lock on songs ``[start, stop)`` of a store (None: to the end, i.e.
+    all of them); a writer whose songs overlap another's fails fast with StoreError.
 
-    def __init__(self, path: os.PathLike | str):
+    Linux open-file-description byte-range locks (one byte per song): they conflict between
+    processes and between two locks of one process alike, and vanish with the process (a killed
+    writer never leaves a stale lock). Where they do not exist, the whole store is locked."""
+
+    def __init__(self, path: os.PathLike | str, start: int = 0, stop: int | None = None):
         self.path = Path(path) / LOCK_FILE
+        self.start, self.stop = start, stop
         self._fd: int | None = None
+
+    def _lock(self, operation: int) -> None:
+        if not hasattr(fcntl, "F_OFD_SETLK"):      # pragma: no cover - not Linux
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB if operation == fcntl.F_WRLCK
+                        else fcntl.LOCK_UN)
+            return
+        length = 0 if self.stop is None else self.stop - self.start    # 0: to the end
+        request = struct.pack("hhqqi", operation, os.SEEK_SET, self.start, length, 0)
+        fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, request)
 
     def __enter__(self):
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(self._fd, 64).decode(errors="replace").strip() or "?"
+            self._lock(fcntl.F_WRLCK)
+        except OSError:                             # EAGAIN / EACCES: held by another writer
             os.close(self._fd)
             self._fd = None
-            raise StoreError(f"{self.path.parent} is being written by another preprocess "
-                             f"(pid {holder}); wait for it to finish") from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, str(os.getpid()).encode())
+            songs = "all songs" if self.start == 0 and self.stop is None else (
+                f"songs {self.start}..{'end' if self.stop is None else self.stop - 1}")
+            raise StoreError(f"{self.path.parent}: {songs} are being written by another "
+                             "preprocess (a run or shard covering them); wait for it to "
+                             "finish") from None
         return self
 
     def __exit__(self, *exc):
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._lock(fcntl.F_UNLCK)
             os.close(self._fd)
             self._fd = None
 

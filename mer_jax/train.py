@@ -31,7 +31,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mer_jax.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=MODES, required=True)
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--config", type=Path, required=True,
+                        help="a get_config() file, or a bundled config by name: paper, small")
     parser.add_argument("--store", type=Path, help="feature store from pipelines.preprocess")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--iterations", type=int, default=None)

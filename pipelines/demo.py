@@ -37,7 +37,6 @@ from mer_jax.store import FeatureStore
 from mer_jax.training.config import load_config
 from pipelines import experiment, reproduce_paper
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def separation_sdr(oracle_store: Path, estimate_store: Path, songs: int = 20) -> np.ndarray:
@@ -107,7 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--workdir", type=Path, default=Path("cache/demo"))
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "small.py")
+    parser.add_argument("--config", type=Path, default=Path("small"),
+                        help="a get_config() file, or a bundled config by name (default small)")
     parser.add_argument("--songs", type=int, default=72)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)

@@ -196,7 +196,8 @@ def evaluate_models(work: Path, splits: list[dict], store: FeatureStore,
 def parse_args(argv=None) -> ExperimentSettings:
     parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--config", type=Path, required=True,
+                        help="a get_config() file, or a bundled config by name: paper, small")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--separator", choices=SEPARATORS, default="spleeter4")

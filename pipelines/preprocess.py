@@ -1,13 +1,18 @@
 """Preprocess a dataset into its cached Zarr feature store; prints the store's path last.
 
     python -m pipelines.preprocess --data-dir DIR --separator spleeter4|oracle \
-        [--cache-dir cache] [--workers N] [--clip-seconds 45]
+        [--cache-dir cache] [--workers N] [--clip-seconds 45] [--shard i/n]
 
 DIR is a PMEmo-layout folder (real PMEmo2019, ../shared/data/PMEmo2019-mini, the synthetic
 dataset) or an emoMusic folder. Rerunning resumes: finished songs are kept, pending and failed
 ones are (re)done. Failed songs are listed with their reasons and skipped, as are the songs the
 reader left out (e.g. no std annotation, no audio) and audio files no annotation names; the exit
-code is 1 only when no song could be processed.
+code is 1 only when no song (of the shard) could be processed.
+
+--shard i/n (1 <= i <= n) processes only the i-th of n contiguous, disjoint blocks of songs; the n
+shards may run at the same time (a Slurm job array: ``--shard $SLURM_ARRAY_TASK_ID/N`` with
+``--array=1-N``) into the one store, each locking only its own songs. Each prints the store's path
+last; the store is complete when every shard has finished (the counts printed are the store's).
 """
 from __future__ import annotations
 
@@ -16,13 +21,26 @@ import functools
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from mer_jax import audio as audio_io
 from mer_jax.data import DatasetError
-from mer_jax.preprocess import PreprocessConfig, preprocess, read_dataset
+from mer_jax.preprocess import PreprocessConfig, preprocess, read_dataset, shard_songs
 from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS
 from mer_jax.separation.spleeter_weights import WeightsError
-from mer_jax.store import FeatureStore, StoreError
+from mer_jax.store import DONE, FeatureStore, StoreError
+
+
+def _shard(text: str) -> tuple[int, int]:
+    i, _, n = text.partition("/")
+    try:
+        shard = int(i), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not i/n") from None
+    if not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 1 <= i <= n")
+    return shard
 
 
 def main(argv=None) -> int:
@@ -34,11 +52,14 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS,
                         help="clip length (the paper: 45 s -> 15,502 STFT frames)")
+    parser.add_argument("--shard", type=_shard, default=(1, 1), metavar="i/n",
+                        help="only the i-th of n disjoint blocks of songs (default 1/1: all)")
     args = parser.parse_args(argv)
     config = PreprocessConfig.for_clip(args.separator, args.clip_seconds)
     try:
         dataset = read_dataset(args.data_dir)
-        path = preprocess(args.data_dir, config, args.cache_dir, workers=args.workers)
+        path = preprocess(args.data_dir, config, args.cache_dir, workers=args.workers,
+                          shard=args.shard)
     except (DatasetError, StoreError, WeightsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -51,8 +72,13 @@ def main(argv=None) -> int:
         print(f"  failed {song_id}: {reason}")
     for line in dataset.report().splitlines()[1:]:   # "  skipped ID: reason", "  no annotation: FILE"
         print(line)
+    start, stop = shard_songs(len(store.ids), args.shard)
+    if args.shard != (1, 1):
+        mine = int(np.count_nonzero(store.status[start:stop] == DONE))
+        print(f"shard {args.shard[0]}/{args.shard[1]}: songs {start + 1}-{stop} of "
+              f"{len(store.ids)}, {mine} done")
     print(path.resolve())
-    return 0 if len(store.done) else 1
+    return 0 if stop == start or np.any(store.status[start:stop] == DONE) else 1
 
 
 # the console command / `python -m`: main() with the huge-page malloc (mer_jax.runtime)

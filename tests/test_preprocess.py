@@ -1,3 +1,4 @@
+import os
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ KILL_AFTER = Path(__file__).with_name("kill_after.py")
 from mer_jax import audio
 from mer_jax.data.synth import SynthConfig, write_dataset
 from mer_jax.features.spectrogram import PAPER_FRAMES, SpectrogramConfig, spectrogram
-from mer_jax.preprocess import PreprocessConfig, preprocess
+from mer_jax.preprocess import PreprocessConfig, preprocess, shard_songs
 from mer_jax.store import DONE, FAILED, FeatureStore, StoreError, StoreLock
 from pipelines import preprocess as preprocess_cli
 
@@ -115,6 +116,57 @@ def test_second_writer_is_locked_out(oracle_store, synth):
         with pytest.raises(StoreError, match="being written by another preprocess"):
             preprocess(synth, PreprocessConfig.for_clip("oracle", CLIP), oracle_store.parent,
                        progress=False)
+
+
+def test_shards_are_disjoint_blocks_covering_every_song():
+    for songs in (0, 1, 5, 794):
+        for n in range(1, 8):
+            blocks = [shard_songs(songs, (i, n)) for i in range(1, n + 1)]
+            assert blocks[0][0] == 0 and blocks[-1][1] == songs
+            assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+            assert max(b - a for a, b in blocks) - min(b - a for a, b in blocks) <= 1
+    with pytest.raises(ValueError, match="need 1 <= i <= n"):
+        shard_songs(5, (3, 2))
+    with pytest.raises(SystemExit):                                # a usage error
+        preprocess_cli.main(["--data-dir", "x", "--shard", "0/2"])
+
+
+def test_a_writer_locks_only_its_songs(oracle_store, synth):
+    with StoreLock(oracle_store, 0, 2):
+        with StoreLock(oracle_store, 2, 4):                       # disjoint shard: fine
+            pass
+        with pytest.raises(StoreError, match="songs 1..2 are being written by another"):
+            with StoreLock(oracle_store, 1, 3):
+                pass
+        with pytest.raises(StoreError, match="being written by another preprocess"):
+            preprocess(synth, PreprocessConfig.for_clip("oracle", CLIP), oracle_store.parent,
+                       progress=False)                             # all songs: overlaps
+    with StoreLock(oracle_store):                                  # released
+        pass
+
+
+@pytest.mark.slow
+def test_concurrent_shards_fill_the_same_store_as_one_process(oracle_store, synth, tmp_path):
+    """The two tasks of a Slurm job array (pipelines/batch/preprocess_array.sbatch, run by bash
+    with the variables Slurm sets) started together into a fresh cache: the store's creation
+    race and the per-song locks allow it, and the store equals one process's."""
+    cache = tmp_path / "cache"
+    script = Path(__file__).parents[1] / "pipelines" / "batch" / "preprocess_array.sbatch"
+    env = {**os.environ, "DATA_DIR": str(synth), "SEPARATOR": "oracle", "CACHE_DIR": str(cache),
+           "CLIP_SECONDS": str(CLIP), "PYTHON": sys.executable, "SLURM_ARRAY_TASK_COUNT": "2"}
+    shards = [subprocess.Popen(["bash", str(script)], env={**env, "SLURM_ARRAY_TASK_ID": str(i)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for i in (1, 2)]
+    outputs = [shard.communicate(timeout=600) for shard in shards]
+    store_dir = (cache / oracle_store.name).resolve()
+    for shard, (out, err) in zip(shards, outputs):
+        assert shard.returncode == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == str(store_dir)
+    assert "shard 1/2: songs 1-2 of 4, 2 done" in outputs[0][0]
+    resumed, reference = FeatureStore(store_dir), FeatureStore(oracle_store)
+    assert list(resumed.status) == [DONE] * 4
+    for name in ARRAYS:
+        np.testing.assert_array_equal(resumed.array(name)[:], reference.array(name)[:], err_msg=name)
 
 
 @pytest.mark.slow

@@ -79,26 +79,36 @@ def test_one_vmapped_group_equals_groups_of_one(tiny_config):
 
 @pytest.mark.slow
 def test_model_axis_is_sharded_over_several_devices(tmp_path):
-    """Two virtual CPU devices: a group of 2 models is split one model per device."""
+    """Two virtual CPU devices: a group of 2 models is split one model per device; 3 models in
+    a group of 3 are padded to 4 (never left unsharded), and train as 3 separate models do."""
     script = (
         "import jax, numpy as np\n"
         "from conftest import TINY_OVERRIDES\n"
         "from mer_jax.training import steps\n"
         "from mer_jax.training.config import apply_overrides, load_config\n"
         "c = apply_overrides(load_config('configs/small.py'), TINY_OVERRIDES)\n"
+        "states = [steps.create_state(c.model, (129, 128, 1), jax.random.PRNGKey(k), 1e-3) for k in range(3)]\n"
+        "stack = lambda n: jax.tree_util.tree_map(lambda *a: jax.numpy.stack(a), *states[:n])\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.uniform(0, 2, (3, 8, 129, 128, 1)).astype(np.float32); y = rng.uniform(0, 1, (3, 8, 4)).astype(np.float32)\n"
+        "keys = jax.random.split(jax.random.PRNGKey(0), 3)\n"
         "trainer = steps.MultiModel(c.model, 1e-3, 'mse', 2, 2)\n"
-        "states = [steps.create_state(c.model, (129, 128, 1), jax.random.PRNGKey(k), 1e-3) for k in range(2)]\n"
-        "groups = trainer.split(jax.tree_util.tree_map(lambda *a: jax.numpy.stack(a), *states))\n"
-        "x = np.ones((2, 8, 129, 128, 1), np.float32); y = np.full((2, 8, 4), .5, np.float32)\n"
-        "groups, m = trainer.train(groups, x, y, jax.random.split(jax.random.PRNGKey(0), 2))\n"
+        "groups, m = trainer.train(trainer.split(stack(2)), x[:2], y[:2], keys[:2])\n"
         "leaf = jax.tree_util.tree_leaves(groups[0].params)[0]\n"
-        "print(len(jax.devices()), len(leaf.sharding.device_set), np.isfinite(m['loss']).all())\n")
+        "print(len(jax.devices()), len(leaf.sharding.device_set), np.isfinite(m['loss']).all())\n"
+        "three = steps.MultiModel(c.model, 1e-3, 'mse', 3, 3)\n"
+        "groups, m = three.train(three.split(stack(3)), x, y, keys)\n"
+        "leaf = jax.tree_util.tree_leaves(groups[0].params)[0]\n"
+        "alone = steps.MultiModel(c.model, 1e-3, 'mse', 3, 1)\n"
+        "g1, m1 = alone.train(alone.split(stack(3)), x, y, keys)\n"
+        "same = np.allclose(m['loss'], m1['loss'], rtol=1e-5) and all(np.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(jax.tree_util.tree_leaves(three.merge(groups).params), jax.tree_util.tree_leaves(alone.merge(g1).params)))\n"
+        "print(three.chunk, three.padded_models, len(leaf.sharding.device_set), m['loss'].shape[0], same)\n")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "PYTHONPATH": os.pathsep.join([str(__import__("pathlib").Path(__file__).parent),
                                           os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                          check=True)
-    assert out.stdout.split() == ["2", "2", "True"]
+    assert out.stdout.split() == ["2", "2", "True", "4", "4", "2", "3", "True"], out.stdout
 
 
 def test_gaussian_kl_loss_decreases_the_kl(tiny_config):

@@ -5,6 +5,7 @@ import ast
 import dataclasses
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 from mer_jax.model import ModelConfig
@@ -87,11 +88,31 @@ def _from_dict(cls, values: dict):
     return cls(**out)
 
 
-def load_config(path: os.PathLike | str) -> TrainConfig:
-    """Import a config file and call its ``get_config()``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+def bundled_configs() -> list[str]:
+    """Names of the configs installed with mer-jax (the ``configs`` package)."""
+    spec = importlib.util.find_spec("configs")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    return sorted({p.stem for folder in folders for p in Path(folder).glob("*.py")
+                   if not p.stem.startswith("_")})
+
+
+def resolve_config(spec: os.PathLike | str) -> Path:
+    """A config file: ``spec`` itself when it is a file, else the bundled config of that name
+    (``"paper"`` -> configs/paper.py, found wherever mer-jax is installed)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = str(spec)
+    if re.fullmatch(r"[A-Za-z_]\w*", name) and name in bundled_configs():
+        return Path(importlib.util.find_spec(f"configs.{name}").origin)
+    raise FileNotFoundError(f"config not found: {spec} (a file, or one of the bundled configs "
+                            f"{bundled_configs()})")
+
+
+def load_config(spec: os.PathLike | str) -> TrainConfig:
+    """Import a config file (or a bundled config by name, see ``resolve_config``) and call its
+    ``get_config()``."""
+    path = resolve_config(spec)
     spec = importlib.util.spec_from_file_location(f"mer_jax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

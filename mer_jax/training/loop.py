@@ -244,7 +244,9 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
               "iterations": len(run.models.splits), "seeds": run.models.seeds,
               "models": k_models, "git_commit": git_commit(), "jax": jax.__version__,
               "backend": jax.default_backend(), "convolutions": conv.status(),
-              "malloc": malloc_status(), "models_in_parallel": chunk, "steps": run.steps,
+              "malloc": malloc_status(), "models_in_parallel": trainer.chunk,
+              "models_computed": trainer.padded_models, "devices": jax.device_count(),
+              "steps": run.steps,
               "resumed_from_step": start}
     files.write_json(workdir / f"run_{mode}.json", record)
     groups, timing = _train(config, run, mode, trainer, trainer.split(state), checkpoints, start,

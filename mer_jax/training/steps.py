@@ -93,9 +93,12 @@ def default_chunk(models: int) -> int:
 class MultiModel:
     """K models (one per Monte-Carlo split or seed) trained in lockstep by one compiled program.
 
-    The program is the vmapped step of ``chunk`` models; the K models are held as K / chunk
+    The program is the vmapped step of ``chunk`` models; the K models are held as ceil(K / chunk)
     stacked groups and the program is called once per group. chunk = K is one vmapped call
-    (accelerators; with several devices the model axis is sharded over them). chunk = 1 is the
+    (accelerators). With several devices the model axis of a group is sharded over all of them:
+    a chunk that the device count does not divide is raised to the next multiple, and the models
+    are padded to whole groups with copies of the last model, trained alongside and dropped by
+    :meth:`merge` (never silently unsharded; ``padded_models`` says how many are computed). chunk = 1 is the
     CPU default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model step runs 2-4x
     slower per model than separate calls (benchmarks/multi_model.py), so the group of one model
     reuses the single compiled program K times, keeps the speed of sequential training and the
@@ -104,9 +107,13 @@ class MultiModel:
 
     def __init__(self, model_config: ModelConfig, learning_rate: float | optax.Schedule, loss: str,
                  models: int, chunk: int):
-        if chunk < 1 or models % chunk:
+        if chunk < 1 or models < 1:
             raise ValueError(f"{models} models cannot be split in groups of {chunk}")
+        devices = len(jax.devices())
+        if chunk > 1 and devices > 1:
+            chunk = -(-chunk // devices) * devices
         self.models, self.chunk = models, chunk
+        self.padded_models = -(-models // chunk) * chunk
         self.sharding = _model_sharding(chunk)
         train = functools.partial(train_step, model_config=model_config,
                                   learning_rate=learning_rate, loss=loss)
@@ -126,7 +133,15 @@ class MultiModel:
         if self.chunk == 1:
             return list(range(self.models))
         return [slice(g * self.chunk, (g + 1) * self.chunk)
-                for g in range(self.models // self.chunk)]
+                for g in range(self.padded_models // self.chunk)]
+
+    def _pad(self, tree):
+        """(K, ...) leaves -> (padded_models, ...): the last model repeated."""
+        extra = self.padded_models - self.models
+        if not extra:
+            return tree
+        return jax.tree_util.tree_map(
+            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], extra, axis=0)]), tree)
 
     def _place(self, tree):
         return jax.device_put(tree, self.sharding) if self.sharding is not None else tree
@@ -134,33 +149,39 @@ class MultiModel:
     def split(self, stacked):
         """A stacked pytree (K, ...) -> list of K / chunk groups (chunk, ...), or of K
         single-model pytrees when chunk = 1."""
+        stacked = self._pad(stacked)
         return [self._place(jax.tree_util.tree_map(lambda a: a[s], stacked))
                 for s in self._slices()]
 
     def merge(self, groups):
         """Inverse of :meth:`split` (also for per-group outputs such as metrics)."""
         join = jnp.stack if self.chunk == 1 else jnp.concatenate
-        return jax.tree_util.tree_map(lambda *a: join(a), *groups)
+        return jax.tree_util.tree_map(lambda *a: join(a)[:self.models], *groups)
 
     def train(self, groups: list, x, y, rngs) -> tuple[list, dict]:
         """One step of every model: x (K, B, ...), y (K, B, 4), rngs (K, 2)."""
+        x, y, rngs = self._pad((x, y, rngs))
         out = [self._train(g, self._place((x[s], y[s])), self._place(rngs[s]))
                for g, s in zip(groups, self._slices())]
         return [o[0] for o in out], self.merge([o[1] for o in out])
 
     def evaluate(self, groups: list, x, y, mask):
         """(summed loss (K,), count (K,)) over one masked batch per model."""
+        x, y, mask = self._pad((x, y, mask))
         out = [self._eval(g.params, self._place((x[s], y[s], mask[s])))
                for g, s in zip(groups, self._slices())]
         return self.merge(out)
 
     def predict(self, groups: list, x):
+        """(K, B, 4) predictions of one batch per model x (K, B, ...)."""
+        x = self._pad(x)
         return self.merge([self._predict(g.params, self._place(x[s]))
                            for g, s in zip(groups, self._slices())])
 
 
 def _model_sharding(chunk: int):
-    """Shard the model axis over all devices when there are several and they divide it."""
+    """Shard the model axis over all devices when there are several (the chunk is a multiple of
+    their number, see MultiModel)."""
     devices = jax.devices()
     if len(devices) < 2 or chunk % len(devices):
         return None
