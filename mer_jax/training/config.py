@@ -25,8 +25,9 @@ class TrainConfig:
     lr_schedule: "constant" (the paper) or "cosine" (linear warm-up over warmup_steps, then a
         cosine decay to 0 at the last step).
     models_in_parallel: how many of the K models one compiled step vmaps together; the rest are
-        mapped sequentially inside the same program (memory bounded). None = 1 on CPU, K on
-        accelerators.
+        mapped sequentially inside the same program (memory bounded). None = 1 on CPU; on
+        accelerators as many as fit in 80% of the devices' free memory by the compiled train
+        step's memory analysis (K when the devices do not report their memory).
     """
 
     model: ModelConfig = ModelConfig()

@@ -16,6 +16,7 @@ exports, and trains afresh in its own checkpoint folder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -229,7 +230,9 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     k_models = len(run.models)
     learning_rate = steps.learning_rate(config.learning_rate, config.lr_schedule, run.steps,
                                         config.warmup_steps)
-    chunk = config.models_in_parallel or steps.default_chunk(k_models)
+    chunk = config.models_in_parallel or steps.default_chunk(k_models, functools.partial(
+        steps.train_step_bytes, config.model, run.inputs.shape, config.batch_size,
+        learning_rate, config.loss))
     trainer = steps.MultiModel(config.model, learning_rate, config.loss, k_models, chunk)
     state = init_models(config, run.models, run.inputs, run.labels, run.train_idx, learning_rate)
     checkpoints = ocp.CheckpointManager(

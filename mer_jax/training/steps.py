@@ -85,9 +85,53 @@ def eval_loss(params: dict, batch: tuple, *, model_config: ModelConfig, loss: st
     return loss_value(prediction, y, loss, mask) * jnp.sum(mask), jnp.sum(mask)
 
 
-def default_chunk(models: int) -> int:
-    """Models per compiled call: 1 on CPU, all of them on GPU/TPU."""
-    return models if jax.default_backend() != "cpu" else 1
+MEMORY_FRACTION = 0.8     # of the devices' free memory that the vmapped models may fill
+
+
+def train_step_bytes(model_config: ModelConfig, input_shape, batch_size: int,
+                     learning_rate: float | optax.Schedule, loss: str) -> int | None:
+    """Device memory one model's train step needs (its state, batch and XLA temporaries), from
+    the compiled program's memory analysis; None where the backend gives none."""
+    state = jax.eval_shape(lambda: create_state(model_config, tuple(input_shape),
+                                                jax.random.PRNGKey(0), learning_rate))
+    batch = (jax.ShapeDtypeStruct((batch_size, *input_shape), jnp.float32),
+             jax.ShapeDtypeStruct((batch_size, 4), jnp.float32))
+    step = jax.jit(functools.partial(train_step, model_config=model_config,
+                                     learning_rate=learning_rate, loss=loss))
+    analysis = step.lower(state, batch, jax.random.PRNGKey(0)).compile().memory_analysis()
+    if analysis is None:
+        return None
+    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+               + analysis.output_size_in_bytes)
+
+
+def chunk_for_memory(models: int, per_model_bytes: int | None, free_bytes: int | None) -> int:
+    """How many models to vmap together: as many as fit in MEMORY_FRACTION of ``free_bytes``
+    (1 at least, K at most); K when either figure is unknown."""
+    if not per_model_bytes or not free_bytes or free_bytes <= 0:
+        return models
+    return max(1, min(models, int(MEMORY_FRACTION * free_bytes // per_model_bytes)))
+
+
+def free_device_bytes() -> int | None:
+    """Free memory summed over the local devices (None where they do not report it, e.g. CPU)."""
+    total = 0
+    for device in jax.local_devices():
+        stats = device.memory_stats() or {}
+        if "bytes_limit" not in stats:
+            return None
+        total += stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+    return total
+
+
+def default_chunk(models: int, per_model_bytes=None) -> int:
+    """Models per compiled call: 1 on CPU (see MultiModel); on GPU/TPU as many as fit in the
+    devices' free memory (``per_model_bytes``: a callable giving one model's bytes, called only
+    there), all K when the devices do not report their memory."""
+    if jax.default_backend() == "cpu":
+        return 1
+    return chunk_for_memory(models, per_model_bytes() if per_model_bytes else None,
+                            free_device_bytes())
 
 
 class MultiModel:
