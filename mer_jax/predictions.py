@@ -160,18 +160,9 @@ def read_iterations(paths: Iterable[os.PathLike | str]) -> list[IterationTable]:
 def write_prediction_table(path: os.PathLike | str, song_ids: Iterable[str], truth: np.ndarray,
                            predictions: dict[str, np.ndarray]) -> None:
     """Write one iteration's table; ``predictions`` maps input name -> (songs, 4). Atomic."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = ["song_id", *columns(GT)]
-    for name in INPUTS:
-        if name in predictions:
-            header += columns(name)
-    with files.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for k, song in enumerate(song_ids):
-            row = [song, *truth[k]]
-            for name in INPUTS:
-                if name in predictions:
-                    row += list(predictions[name][k])
-            writer.writerow([row[0]] + [repr(float(v)) for v in row[1:]])
+    names = [name for name in INPUTS if name in predictions]
+    header = ["song_id", *columns(GT), *(c for name in names for c in columns(name))]
+    rows = ([song, *(repr(float(v)) for v in (*truth[k], *(x for name in names
+                                                           for x in predictions[name][k])))]
+            for k, song in enumerate(song_ids))
+    files.write_rows(path, header, rows)       # floats exact (repr), atomic

@@ -11,7 +11,6 @@ M6 medians on MUSDB18 (the paper's separator).
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_jax import audio as audio_io
+from mer_jax.files import write_rows
 from mer_jax.runtime import run_command
 from mer_jax.separation import SEPARATORS, STEM_ORDER, make_separator
 from mer_jax.separation.quality import track_sdr
@@ -62,12 +62,9 @@ def main(argv=None) -> int:
         print(f"{track.name[:35]:<36}" + "".join(f"{v:9.2f}" for v in sdr))
     median = np.nanmedian(np.stack(rows), axis=0)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["track", *STEM_ORDER])
-            writer.writerows([[t.name, *map(float, r)] for t, r in zip(tracks, rows)])
-            writer.writerow(["median", *map(float, median)])
+        write_rows(args.out, ["track", *STEM_ORDER],
+                   [[t.name, *map(float, r)] for t, r in zip(tracks, rows)]
+                   + [["median", *map(float, median)]])
     print(f"{'Wave-U-Net M6 (MUSDB18, published)':<36}"
           + "".join(f"{WAVE_U_NET_M6[s]:9.2f}" for s in STEM_ORDER))
     print(f"{f'median SDR dB, {args.separator}, {len(tracks)} tracks':<36}"

@@ -135,3 +135,6 @@ def test_separation_quality_cli(shared_data, tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("median SDR dB, oracle, 1 tracks")
     assert "inf" in last  # the true stems are a perfect separation
+    rows = (tmp_path / "q.csv").read_text().splitlines()
+    assert rows[0] == "track,vocals,bass,drums,other" and rows[1].startswith(SO_EASY)
+    assert rows[-1].startswith("median,") and len(rows) == 3
