@@ -119,7 +119,7 @@ class StoreLock:
             os.close(self._fd)
             self._fd = None
             songs = "all songs" if self.start == 0 and self.stop is None else (
-                f"songs {self.start}..{'end' if self.stop is None else self.stop - 1}")
+                f"song indices {self.start}..{'end' if self.stop is None else self.stop - 1}")
             raise StoreError(f"{self.path.parent}: {songs} are being written by another "
                              "preprocess (a run or shard covering them); wait for it to "
                              "finish") from None

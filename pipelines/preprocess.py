@@ -70,7 +70,7 @@ def main(argv=None) -> int:
           "without annotation")
     for song_id, reason in failures.items():
         print(f"  failed {song_id}: {reason}")
-    for line in dataset.report().splitlines()[1:]:   # "  skipped ID: reason", "  no annotation: FILE"
+    for line in dataset.report().splitlines()[1:]:   # "  skipped ID: why", "  no annotation: F"
         print(line)
     start, stop = shard_songs(len(store.ids), args.shard)
     if args.shard != (1, 1):

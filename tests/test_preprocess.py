@@ -135,7 +135,7 @@ def test_a_writer_locks_only_its_songs(oracle_store, synth):
     with StoreLock(oracle_store, 0, 2):
         with StoreLock(oracle_store, 2, 4):                       # disjoint shard: fine
             pass
-        with pytest.raises(StoreError, match="songs 1..2 are being written by another"):
+        with pytest.raises(StoreError, match="song indices 1..2 are being written by another"):
             with StoreLock(oracle_store, 1, 3):
                 pass
         with pytest.raises(StoreError, match="being written by another preprocess"):

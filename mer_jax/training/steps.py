@@ -142,11 +142,11 @@ class MultiModel:
     (accelerators). With several devices the model axis of a group is sharded over all of them:
     a chunk that the device count does not divide is raised to the next multiple, and the models
     are padded to whole groups with copies of the last model, trained alongside and dropped by
-    :meth:`merge` (never silently unsharded; ``padded_models`` says how many are computed). chunk = 1 is the
-    CPU default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model step runs 2-4x
-    slower per model than separate calls (benchmarks/multi_model.py), so the group of one model
-    reuses the single compiled program K times, keeps the speed of sequential training and the
-    scratch memory of one model: ``chunk`` bounds memory.
+    :meth:`merge` (never silently unsharded; ``padded_models`` says how many are computed).
+    chunk = 1 is the CPU default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model
+    step runs 2-4x slower per model than separate calls (benchmarks/multi_model.py), so the group
+    of one model reuses the single compiled program K times, keeps the speed of sequential
+    training and the scratch memory of one model: ``chunk`` bounds memory.
     """
 
     def __init__(self, model_config: ModelConfig, learning_rate: float | optax.Schedule, loss: str,
