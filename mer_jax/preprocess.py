@@ -24,22 +24,27 @@ from tqdm import tqdm
 
 from mer_jax import audio as audio_io
 from mer_jax import store as store_lib
-from mer_jax.data import Dataset, DatasetError, read_emomusic, read_pmemo
+from mer_jax.data import Dataset, DatasetError, read_emomusic, read_pmemo, read_quadrant_folders
+from mer_jax.data.fourq import is_quadrant_layout
 from mer_jax.features import opensmile_features
 from mer_jax.features.config import PreprocessConfig
 from mer_jax.features.spectrogram import spectrogram
 from mer_jax.separation import SeparationError, make_separator
 
 def read_dataset(data_dir: os.PathLike | str) -> Dataset:
-    """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset) or
-    emoMusic (static_annotations.csv at the top)."""
+    """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset), emoMusic
+    (static_annotations.csv at the top) or quadrant-labelled folders (annotations.csv + Q1-Q4/,
+    the 4Q dataset)."""
     data_dir = Path(data_dir)
     if (data_dir / "annotations" / "static_annotations.csv").is_file():
         return read_pmemo(data_dir)
     if (data_dir / "static_annotations.csv").is_file():
         return read_emomusic(data_dir)
+    if is_quadrant_layout(data_dir):
+        return read_quadrant_folders(data_dir)
     raise DatasetError(f"{data_dir}: neither a PMEmo-layout folder "
-                       "(annotations/static_annotations.csv) nor an emoMusic folder")
+                       "(annotations/static_annotations.csv), an emoMusic folder nor a "
+                       "quadrant-labelled folder (annotations.csv + Q1/ ... Q4/)")
 
 
 def dataset_fingerprint(dataset: Dataset) -> dict:
@@ -146,7 +151,8 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
             opensmile=opensmile_features.N_FEATURES)
         attrs = {"config": config.to_dict(), "config_hash": config_hash,
                  "mixed_hash": mixed_inputs_hash(config, dataset),
-                 "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve())},
+                 "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve()),
+                             "categorical": dataset.categorical},
                  "skipped": {s.song_id: s.reason for s in dataset.skipped},
                  "stems": list(store_lib.STEMS),
                  "opensmile_version": opensmile_features.opensmile_version(),

@@ -54,6 +54,7 @@ class Dataset:
     songs: tuple[Song, ...]
     skipped: tuple[Skipped, ...] = ()
     unannotated: tuple[Path, ...] = ()
+    categorical: bool = False     # labels are Russell quadrants (centre proxies, mer_jax.quadrants)
 
     def __len__(self) -> int:
         return len(self.songs)
