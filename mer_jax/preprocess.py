@@ -135,12 +135,15 @@ def shard_songs(n_songs: int, shard: tuple[int, int]) -> tuple[int, int]:
 
 def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                cache_dir: os.PathLike | str = "cache", workers: int = 1,
-               progress: bool = True, shard: tuple[int, int] = (1, 1)) -> Path:
+               progress: bool = True, shard: tuple[int, int] = (1, 1),
+               dataset: Dataset | None = None) -> Path:
     """Fill (or resume) the store for ``data_dir`` under ``config``; returns its path.
 
     ``shard=(i, n)``: only the i-th of n disjoint blocks of songs (``shard_songs``); the n shards
-    can run at once (e.g. a Slurm job array) into the same store, each locking only its songs."""
-    dataset = read_dataset(data_dir)
+    can run at once (e.g. a Slurm job array) into the same store, each locking only its songs.
+    ``dataset``: ``read_dataset(data_dir)`` when the caller has already read it."""
+    if dataset is None:
+        dataset = read_dataset(data_dir)
     if not len(dataset):
         raise DatasetError(f"{data_dir}: no usable songs\n{dataset.report()}")
     path, config_hash = store_path(cache_dir, data_dir, config, dataset)

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     try:
         dataset = read_dataset(args.data_dir)
         path = preprocess(args.data_dir, config, args.cache_dir, workers=args.workers,
-                          shard=args.shard)
+                          shard=args.shard, dataset=dataset)
     except (DatasetError, StoreError, WeightsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
