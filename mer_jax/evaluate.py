@@ -11,6 +11,12 @@ Writes to OUT:
     baselines.csv        iteration,model,input,E_model,E_constant,E_calibrated,W_model_constant,
                          W_model_calibrated (when the training labels are known)
     metrics.csv          iteration, input, dimension, rmse, pearson_r (per iteration and "mean")
+    quadrants.csv        (quadrant-labelled datasets, ``--quadrants``) iteration, input, songs,
+                         accuracy, ci_low, ci_high, recall_Q1..recall_Q4: per iteration and
+                         "pooled" (each song once: its hit rate over the seeds and iterations
+                         that tested it; Wilson 95% interval over songs), for mixed, sep and the
+                         constant baseline (the evaluated songs' most frequent quadrant)
+    confusion.csv        input, true, Q1..Q4: counts over every test prediction
     kl_histograms.png    the paper's Figure 4: per iteration, mixed vs sep, 30 bins
     evaluation.json      settings (median convention, std clamp) and the tables read
 On the authors' predictions (../shared/data/paper_predictions) with ``--median paper`` this
@@ -21,14 +27,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import math
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from mer_jax import baselines, plots, stats
+from mer_jax import baselines, plots, quadrants, stats
 from mer_jax import kl as kl_lib
+from mer_jax import verdict as verdict_lib
 from mer_jax.data.songs import LABEL_NAMES
 from mer_jax.files import write_csv, write_json
 from mer_jax.predictions import IterationTable, PredictionTableError, read_iterations
@@ -37,6 +45,9 @@ METRICS_HEADER = ("iteration", "input", "dimension", "rmse", "pearson_r")
 BASELINES_HEADER = ("iteration", "model", "input", "E_model", "E_constant", "E_calibrated",
                     "W_model_constant", "W_model_calibrated")
 SEED_STATS_HEADER = ("seed", *stats.STATS_HEADER)
+QUADRANTS_HEADER = ("iteration", "input", "songs", "accuracy", "ci_low", "ci_high",
+                    *(f"recall_{q}" for q in quadrants.QUADRANTS))
+CONFUSION_HEADER = ("input", "true", *quadrants.QUADRANTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +56,8 @@ class Evaluation:
 
     With several model seeds per iteration, ``kl`` holds each song's KL averaged over the seeds
     (the rows of ``stats.csv`` are computed from it) and ``kl_by_seed`` each seed's own.
+    A ``categorical`` (quadrant-labelled) evaluation also holds each song's quadrant hits
+    (1 = predicted means in the true quadrant), laid out like ``kl``.
     """
 
     tables: list[IterationTable]
@@ -59,6 +72,12 @@ class Evaluation:
     metrics_rows: list[dict[str, object]]         # keys = METRICS_HEADER
     median_convention: str
     min_std: float | None
+    categorical: bool = False
+    hits: dict = dataclasses.field(default_factory=dict)          # like kl: seed-mean hit rate
+    hits_by_seed: dict = dataclasses.field(default_factory=dict)  # like kl_by_seed
+    baseline_hits: dict = dataclasses.field(default_factory=dict)  # iteration -> {"constant": ..}
+    confusion: dict = dataclasses.field(default_factory=dict)     # input -> (4, 4) counts [t, p]
+    quadrant_rows: list = dataclasses.field(default_factory=list)  # keys = QUADRANTS_HEADER
 
     @property
     def seeds(self) -> list[int | None]:
@@ -102,9 +121,10 @@ def _aligned(group: list[IterationTable]) -> list[np.ndarray]:
 def evaluate_iterations(tables: list[IterationTable], median_convention: str = "true",
                         min_std: float | None = None,
                         train_labels: dict[int, np.ndarray] | None = None,
-                        model: str = "model") -> Evaluation:
+                        model: str = "model", categorical: bool = False) -> Evaluation:
     """``train_labels``: iteration -> ``(n_train, 4)``, for the baselines (omitted: no baselines).
-    ``model``: the name written in ``baselines.csv``."""
+    ``model``: the name written in ``baselines.csv``. ``categorical``: the labels are quadrant
+    proxies (``mer_jax.quadrants``): also score quadrant hits, accuracy and confusion."""
     groups: dict[int, list[IterationTable]] = {}
     for table in tables:
         groups.setdefault(table.iteration, []).append(table)
@@ -149,8 +169,74 @@ def evaluate_iterations(tables: list[IterationTable], median_convention: str = "
         errors, correlations = np.array(values).T
         metrics_rows.append({"iteration": "mean", "input": name, "dimension": dim,
                              "rmse": float(errors.mean()), "pearson_r": float(correlations.mean())})
-    return Evaluation(tables, songs, kl, by_seed, base, sizes, stats_rows, seed_rows,
-                      baseline_rows, metrics_rows, median_convention, min_std)
+    evaluation = Evaluation(tables, songs, kl, by_seed, base, sizes, stats_rows, seed_rows,
+                            baseline_rows, metrics_rows, median_convention, min_std)
+    if not categorical:
+        return evaluation
+    hits, hits_by_seed, baseline_hits, confusion = _quadrant_hits(groups)
+    evaluation = dataclasses.replace(evaluation, categorical=True, hits=hits,
+                                     hits_by_seed=hits_by_seed, baseline_hits=baseline_hits,
+                                     confusion=confusion)
+    return dataclasses.replace(evaluation, quadrant_rows=_quadrant_rows(evaluation))
+
+
+def _quadrant_hits(groups: dict[int, list[IterationTable]]) -> tuple:
+    """Per-song quadrant hits of every table (seed-mean and per seed), of the constant baseline
+    and confusion counts. The constant is the best single quadrant in hindsight: the most frequent
+    true quadrant of the evaluated songs (each once), which bounds every constant classifier's
+    accuracy (25% on a balanced set). A constant fitted on each iteration's training songs would
+    score below chance on a balanced set (the training majority is the test minority)."""
+    truth = {s: row for g in groups.values() for t in g for s, row in zip(t.song_ids, t.truth)}
+    everyone = np.array(list(truth.values()))
+    constant = quadrants.constant_quadrant(quadrants.quadrant_of(everyone[:, 0], everyone[:, 1]))
+    hits, by_seed, base, confusion = {}, {}, {}, {}
+    for iteration, group in sorted(groups.items()):
+        first = group[0]
+        true = quadrants.quadrant_of(first.truth[:, 0], first.truth[:, 1])
+        per_seed = {}
+        for table, order in zip(group, _aligned(group)):
+            per_seed[table.seed] = {}
+            for name, prediction in table.predictions.items():
+                predicted = quadrants.quadrant_of(prediction[order, 0], prediction[order, 1])
+                per_seed[table.seed][name] = (predicted == true).astype(np.float64)
+                np.add.at(confusion.setdefault(name, np.zeros((4, 4), int)), (true, predicted), 1)
+            by_seed.setdefault(table.seed, {})[iteration] = per_seed[table.seed]
+        hits[iteration] = {name: np.mean([v[name] for v in per_seed.values()], axis=0)
+                           for name in first.predictions}
+        base[iteration] = {"constant": (true == constant).astype(np.float64)}
+    return hits, by_seed, base, confusion
+
+
+def true_quadrants(evaluation: Evaluation) -> dict[str, int]:
+    """song id -> its true quadrant index, over all the evaluation's tables."""
+    return {song: int(quadrants.quadrant_of(row[0], row[1]))
+            for table in evaluation.tables for song, row in zip(table.song_ids, table.truth)}
+
+
+def quadrant_row(iteration, name: str, hits: np.ndarray, true: np.ndarray) -> dict[str, object]:
+    """A quadrants.csv row from per-song hit rates ``(songs,)`` and true quadrants ``(songs,)``."""
+    low, high = quadrants.wilson_interval(float(hits.sum()), hits.size)
+    row = {"iteration": iteration, "input": name, "songs": int(hits.size),
+           "accuracy": float(hits.mean()), "ci_low": low, "ci_high": high}
+    for q, label in enumerate(quadrants.QUADRANTS):
+        row[f"recall_{label}"] = float(hits[true == q].mean()) if np.any(true == q) else math.nan
+    return row
+
+
+def _quadrant_rows(evaluation: Evaluation) -> list[dict[str, object]]:
+    rows, pooled = [], {}
+    truth = true_quadrants(evaluation)
+    for iteration, songs in evaluation.songs.items():
+        true = np.array([truth[s] for s in songs])
+        for name, values in {**evaluation.hits[iteration],
+                             **evaluation.baseline_hits.get(iteration, {})}.items():
+            rows.append(quadrant_row(iteration, name, values, true))
+            pooled.setdefault(name, {})[iteration] = values
+    for name, by_iteration in pooled.items():
+        per_song = verdict_lib.per_song(by_iteration, evaluation.songs)
+        rows.append(quadrant_row("pooled", name, np.array(list(per_song.values())),
+                                 np.array([truth[s] for s in per_song])))
+    return rows
 
 
 def _baseline_rows(iteration, model, kl, base) -> list[dict[str, object]]:
@@ -168,7 +254,7 @@ def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for pattern in ("kl_iteration_*.csv", "kl_baselines_iteration_*.csv", "stats_seeds.csv",
-                    "baselines.csv"):
+                    "baselines.csv", "quadrants.csv", "confusion.csv"):
         for stale in out.glob(pattern):
             stale.unlink()
     for iteration, songs in evaluation.songs.items():
@@ -185,10 +271,17 @@ def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str 
     if evaluation.baseline_rows:
         write_csv(out / "baselines.csv", BASELINES_HEADER, evaluation.baseline_rows)
     write_csv(out / "metrics.csv", METRICS_HEADER, evaluation.metrics_rows)
+    if evaluation.categorical:
+        write_csv(out / "quadrants.csv", QUADRANTS_HEADER, evaluation.quadrant_rows)
+        write_csv(out / "confusion.csv", CONFUSION_HEADER, [
+            {"input": name, "true": quadrants.QUADRANTS[t],
+             **dict(zip(quadrants.QUADRANTS, map(int, counts[t])))}
+            for name, counts in evaluation.confusion.items() for t in range(4)])
     plots.kl_histograms(evaluation.kl, out / "kl_histograms.png", title=title)
     write_json(out / "evaluation.json", {
         "median_convention": evaluation.median_convention, "min_std": evaluation.min_std,
         "seeds": evaluation.seeds, "baselines": bool(evaluation.baseline_rows),
+        "categorical": evaluation.categorical,
         "tables": {f"{t.iteration}" + (f"/seed {t.seed}" if t.seed is not None else ""):
                    list(t.sources) for t in evaluation.tables}})
     return out
@@ -223,6 +316,18 @@ def format_metrics(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def format_quadrants(rows: list[dict[str, object]]) -> str:
+    """The pooled quadrant rows as printed text (accuracy, Wilson 95% interval, recall)."""
+    lines = [f"{'input':>8} {'songs':>5} {'accuracy':>8} {'95% CI':>13}  "
+             + " ".join(f"{q:>4}" for q in quadrants.QUADRANTS) + "   (recall; chance 25%)"]
+    for r in rows:
+        if r["iteration"] == "pooled":
+            lines.append(f"{r['input']:>8} {r['songs']:>5} {r['accuracy']:>8.1%} "
+                         f"{r['ci_low']:>6.1%}-{r['ci_high']:<6.1%}  " + " ".join(
+                             f"{r[f'recall_{q}']:>4.0%}" for q in quadrants.QUADRANTS))
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mer_jax.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -240,6 +345,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "iteration's training labels taken as the labelled songs of the "
                              "other tables not in its test set (as for the authors' files)")
     parser.add_argument("--model", default="model", help="model name in baselines.csv")
+    parser.add_argument("--quadrants", action="store_true",
+                        help="the labels are quadrant proxies (a quadrant-labelled dataset such "
+                             "as 4Q): also score quadrant accuracy, recall and confusion")
     return parser.parse_args(argv)
 
 
@@ -253,7 +361,8 @@ def main(argv=None) -> int:
         tables = read_iterations(paths)
         train = baselines.training_labels_from_tables(tables) \
             if args.baselines_from_tables else None
-        evaluation = evaluate_iterations(tables, args.median, args.min_std, train, args.model)
+        evaluation = evaluate_iterations(tables, args.median, args.min_std, train, args.model,
+                                         categorical=args.quadrants)
     except (PredictionTableError, kl_lib.InvalidStdError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -264,6 +373,8 @@ def main(argv=None) -> int:
     print(format_metrics(evaluation.metrics_rows))
     if evaluation.baseline_rows:
         print(format_baselines(evaluation.baseline_rows))
+    if evaluation.categorical:
+        print(format_quadrants(evaluation.quadrant_rows))
     print(f"wrote {out}")
     return 0
 

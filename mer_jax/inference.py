@@ -263,7 +263,8 @@ class Predictor:
         else:
             waves = self._separator(clip, path, path.stem, start)
         spectra = np.asarray(spectrogram(jnp.asarray(waves), pre.spectrogram))
-        return model_input(spectra, self.model.config.time_bins, self.model.config.log_input)
+        config = self.model.config
+        return model_input(spectra, config.time_bins, config.log_input, config.time_pool)
 
     def __call__(self, path: os.PathLike | str) -> Prediction:
         """Raises ``audio.AudioError``, ``separation.SeparationError`` or PredictionError, each

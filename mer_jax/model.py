@@ -7,8 +7,9 @@ The frequency axis reaches 1 and is squeezed, leaving ``(61 time, 512 channels)`
 With ``lstm_over="channels"`` (the paper, default) that matrix is transposed so the LSTMs run
 over the 512 channel positions with 61 features each - what the authors' Permute layer does, and
 what gives their count of 5,966,116 parameters (C = 1); ``"time"`` runs them over the 61 time
-steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh; Dense 512,
-256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
+steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh
+(``summary="pool"``, beyond the paper, replaces them by each channel's mean and maximum over
+time); Dense 512, 256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
 the paper, or a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
 Each convolution and its ReLU is one ``ConvReLU`` (``nn.Conv``'s parameters, names and
 initializers); on CPU it and its gradients run in oneDNN with the bias and ReLU fused
@@ -42,6 +43,7 @@ class ModelConfig:
     dense_units: tuple[int, ...] = (512, 256, 64)
     dropout: float = 0.1
     lstm_over: str = "channels"          # "channels" (paper) or "time"
+    summary: str = "lstm"                # "lstm" (paper) or "pool": mean and max over time
     std_activation: str = "linear"       # "linear" (paper) or "softplus"
     input_norm: bool = False             # per-frequency standardisation (fitted, not trained)
     output_prior: bool = False           # outputs as offsets from a fitted prior (not trained)
@@ -49,11 +51,19 @@ class ModelConfig:
     def __post_init__(self):
         if self.lstm_over not in ("channels", "time"):
             raise ValueError(f"lstm_over must be 'channels' or 'time', not {self.lstm_over!r}")
+        if self.summary not in ("lstm", "pool"):
+            raise ValueError(f"summary must be 'lstm' or 'pool', not {self.summary!r}")
         if self.std_activation not in ("linear", "softplus"):
             raise ValueError(f"std_activation must be 'linear' or 'softplus', "
                              f"not {self.std_activation!r}")
         if len(self.kernels) != len(self.conv_channels):
             raise ValueError("one kernel size per conv block")
+
+    def time_left(self, time_bins: int) -> int:
+        """Time bins left after the conv blocks for an input of ``time_bins`` (0: too short)."""
+        for k in self.kernels:
+            time_bins = max(0, time_bins - k + 1) // 2
+        return time_bins
 
 
 def _corners(x: jnp.ndarray) -> list[jnp.ndarray]:
@@ -173,6 +183,10 @@ class CRNN(nn.Module):
         if cfg.input_norm:
             x = InputNorm()(x)
         for block, ((wide, narrow), k) in enumerate(zip(cfg.conv_channels, cfg.kernels)):
+            if x.shape[2] < k + 1:
+                raise ValueError(f"the input's time axis is too short for the conv blocks: "
+                                 f"block {block + 1} gets {x.shape[2]} time bins, needs "
+                                 f">= {k + 1}")
             # named as nn.Conv layers would be: checkpoints of either model load into the other
             x = ConvReLU(wide, k, name=f"Conv_{2 * block}")(x)
             x = ConvReLU(narrow, 1, name=f"Conv_{2 * block + 1}")(x)
@@ -182,13 +196,10 @@ class CRNN(nn.Module):
             raise ValueError(f"the frequency axis ends at {x.shape[1]}, not 1: the input needs "
                              "129 frequency bins for this topology")
         x = x[:, 0]                                          # (batch, time, channels)
-        if cfg.lstm_over == "channels":
-            x = jnp.transpose(x, (0, 2, 1))                  # (batch, channels, time)
-        for k, units in enumerate(cfg.lstm_units):
-            cell = nn.OptimizedLSTMCell(units, name=f"lstm_{k}")
-            carry = cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)  # zeros
-            carry, x = nn.RNN(cell)(x, initial_carry=carry, return_carry=True)
-        x = carry[1]                                         # the last LSTM's final hidden state
+        if cfg.summary == "pool":
+            x = jnp.concatenate([x.mean(axis=1), x.max(axis=1)], axis=-1)  # (batch, 2 channels)
+        else:
+            x = _lstms(x, cfg)
         for units in cfg.dense_units:
             x = nn.relu(nn.Dense(units)(x))
         out = nn.Dense(4)(x)
@@ -207,6 +218,17 @@ class CRNN(nn.Module):
         return out
 
 
+def _lstms(x: jnp.ndarray, cfg: ModelConfig) -> jnp.ndarray:
+    """``(batch, time, channels)`` -> the last LSTM's final hidden state ``(batch, units)``."""
+    if cfg.lstm_over == "channels":
+        x = jnp.transpose(x, (0, 2, 1))                      # (batch, channels, time)
+    for k, units in enumerate(cfg.lstm_units):
+        cell = nn.OptimizedLSTMCell(units, name=f"lstm_{k}")
+        carry = cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)  # zeros
+        carry, x = nn.RNN(cell)(x, initial_carry=carry, return_carry=True)
+    return carry[1]
+
+
 def count_params(params) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
 
@@ -218,7 +240,7 @@ def init_params(config: ModelConfig, input_shape: tuple[int, int, int], rng: jax
 
 @functools.lru_cache(maxsize=16)
 def _init_fn(config: ModelConfig, input_shape: tuple[int, int, int]):
-    dummy = jnp.zeros((1, *input_shape), jnp.float32)
+    dummy = np.zeros((1, *input_shape), np.float32)   # not a tracer: cached across traces
     return jax.jit(lambda key: CRNN(config).init(key, dummy, train=False)["params"])
 
 

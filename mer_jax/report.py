@@ -5,7 +5,9 @@ Every table has baseline rows (constant and calibrated constant, :mod:`mer_jax.b
 model passes or fails the skill gate, and the mixed-vs-sep verdict is given only when both inputs'
 models learned (:mod:`mer_jax.verdict`: per-song pooled tests, effect size with a bootstrap
 interval, spread over seeds, Nadeau-Bengio). The per-iteration Wilcoxon p of the paper is kept,
-Holm-corrected over the iterations.
+Holm-corrected over the iterations. On a quadrant-labelled dataset (4Q) the gate and the verdict
+use quadrant accuracy, and the report shows it (Wilson interval, recall, confusion) beside the
+constant quadrant's.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from mer_jax import plots, stats
 from mer_jax import verdict as verdict_lib
 from mer_jax.evaluate import Evaluation
 from mer_jax.files import write_csv, write_text
+from mer_jax.quadrants import QUADRANTS
 
 ALPHA = verdict_lib.ALPHA
 
@@ -31,7 +34,8 @@ class ModelSummary:
     wins: dict[str, int]                   # input -> iterations where its E is lower
     p_values: np.ndarray                   # per iteration
     holm: np.ndarray
-    skills: dict[str, verdict_lib.Skill]   # input -> skill gate (empty: no baselines known)
+    skills: dict                           # input -> verdict.Skill / QuadrantSkill (empty:
+                                           # no baselines known)
     comparison: verdict_lib.Comparison | None
 
     @property
@@ -48,14 +52,19 @@ def summarize(name: str, evaluation: Evaluation) -> ModelSummary:
     mean_kl = {m: float(np.mean([r[f"E_{m}"] for r in rows])) for m in inputs}
     wins = {"mixed": sum(r["E_mixed"] < r["E_sep"] for r in rows),
             "sep": sum(r["E_sep"] < r["E_mixed"] for r in rows)}
-    skills = {m: verdict_lib.skill(evaluation, m) for m in inputs} \
-        if evaluation.baseline_kl else {}
+    skills = {m: verdict_lib.gate(evaluation, m) for m in inputs} \
+        if evaluation.baseline_kl or evaluation.categorical else {}
     comparison = verdict_lib.compare(evaluation) if len(inputs) == 2 else None
     return ModelSummary(name, mean_kl, wins, p, stats.holm(p), skills, comparison)
 
 
-def _skill_text(skill: verdict_lib.Skill) -> str:
+def _skill_text(skill) -> str:
     state = "learned" if skill.learned else "did not learn"
+    if isinstance(skill, verdict_lib.QuadrantSkill):
+        low, high = skill.interval
+        return (f"{skill.input} {state} (quadrant accuracy {skill.accuracy:.1%}, 95% CI "
+                f"{low:.1%}-{high:.1%}, vs the constant quadrant {skill.accuracy_constant:.1%}; "
+                f"one-sided p = {skill.p:.2g} over {skill.songs} songs)")
     return (f"{skill.input} {state} (mean KL {skill.mean_kl:.3f} vs calibrated constant "
             f"{skill.mean_kl_calibrated:.3f}, constant {skill.mean_kl_constant:.3f}; one-sided "
             f"p = {skill.p:.2g} over {skill.songs} songs)")
@@ -74,14 +83,14 @@ def conclusion(summary: ModelSummary) -> str:
     if c is not None:
         seeds = list(c.seed_effects.values())
         text.append(
-            f"Mixed vs sep over {c.songs} songs (KL per song averaged over seeds and "
+            f"Mixed vs sep over {c.songs} songs ({c.measure} per song averaged over seeds and "
             f"iterations): rank-biserial r = {c.effect:+.2f} (95% bootstrap CI "
             f"{c.interval[0]:+.2f} to {c.interval[1]:+.2f}; r > 0: sep lower), Hodges-Lehmann "
-            f"shift of KL mixed - sep {c.shift:+.3f}, Wilcoxon p = {c.p:.3g}; sep lower in "
-            f"{sum(r > 0 for r in seeds)}/{len(seeds)} seeds, mixed in "
+            f"shift of {c.measure} mixed - sep {c.shift:+.3f}, Wilcoxon p = {c.p:.3g}; sep "
+            f"lower in {sum(r > 0 for r in seeds)}/{len(seeds)} seeds, mixed in "
             f"{sum(r < 0 for r in seeds)}/{len(seeds)}; Nadeau-Bengio corrected t-test over "
-            f"iterations p = {c.nadeau_bengio_p:.3g}. Per iteration: mixed lower in "
-            f"{summary.wins['mixed']}/{n}, sep in {summary.wins['sep']}/{n}; significant "
+            f"iterations p = {c.nadeau_bengio_p:.3g}. Per iteration (mean KL, the paper's "
+            f"test): mixed lower in {summary.wins['mixed']}/{n}, sep in {summary.wins['sep']}/{n}; significant "
             f"(Wilcoxon p < {ALPHA}) in {significant}/{n}, {after_holm}/{n} after Holm.")
     text.append(f"Verdict: {summary.verdict}.")
     return " ".join(text)
@@ -116,6 +125,14 @@ def _num(value) -> str:
 
 
 def _skill_markdown(summary: ModelSummary) -> str:
+    if any(isinstance(s, verdict_lib.QuadrantSkill) for s in summary.skills.values()):
+        rows = [[s.input, f"{s.accuracy:.1%} ({s.interval[0]:.1%}-{s.interval[1]:.1%})",
+                 f"{min(s.seed_accuracy.values()):.1%}-{max(s.seed_accuracy.values()):.1%}",
+                 f"{s.accuracy_constant:.1%}", f"{s.p:.2g}",
+                 "learned" if s.learned else "**did not learn**"]
+                for s in summary.skills.values()]
+        return _markdown_table(["input", "quadrant accuracy (95% CI)", "range over seeds",
+                                "constant quadrant", "p (one-sided)", "skill gate"], rows)
     rows = [[s.input, f"{s.mean_kl:.3f}", f"{s.mean_kl_constant:.3f}",
              f"{s.mean_kl_calibrated:.3f}", f"{s.median_gain:+.3f}", f"{s.p:.2g}",
              "learned" if s.learned else "**did not learn**"] for s in summary.skills.values()]
@@ -142,6 +159,30 @@ def _metrics_markdown(evaluation: Evaluation) -> str:
     return _markdown_table(["input", "dimension", "RMSE", "Pearson r"], rows)
 
 
+def _gate_rule(evaluation: Evaluation) -> str:
+    if evaluation.categorical:
+        return ("per-song quadrant hit rate over seeds and iterations, one-sided binomial test "
+                "over songs against the best constant quadrant's accuracy")
+    return ("per-song KL averaged over seeds and iterations, one-sided Wilcoxon against the "
+            "calibrated constant")
+
+
+def _quadrant_markdown(evaluation: Evaluation) -> str:
+    """Pooled quadrant accuracy and recall per input and baseline, then the confusion counts."""
+    rows = [[r["input"], str(r["songs"]), f"{r['accuracy']:.1%}",
+             f"{r['ci_low']:.1%}-{r['ci_high']:.1%}",
+             *(f"{r[f'recall_{q}']:.0%}" for q in QUADRANTS)]
+            for r in evaluation.quadrant_rows if r["iteration"] == "pooled"]
+    text = [_markdown_table(["input", "songs", "accuracy", "95% CI (Wilson)",
+                             *(f"recall {q}" for q in QUADRANTS)], rows)]
+    for name, counts in evaluation.confusion.items():
+        text.append(f"Confusion, {name} (rows: true quadrant, columns: predicted; every test "
+                    f"prediction):\n\n" + _markdown_table(
+                        ["true", *QUADRANTS], [[q, *map(str, counts[t])]
+                                               for t, q in enumerate(QUADRANTS)]))
+    return "\n\n".join(text)
+
+
 def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
                  loss_figures: dict[str, Path], title: str, notes: list[str]) -> Path:
     """``evaluations``: {"CRNN": ..., "RF": ...}; ``loss_figures``: {"mixed": png, "sep": png}."""
@@ -157,9 +198,12 @@ def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
                             title=f"{model}: KL divergence per song, mixed vs sep")
         summary = summarize(model, evaluation)
         conclusions.append(conclusion(summary))
-        skill = (f"Skill gate (per-song KL averaged over seeds and iterations, one-sided "
-                 f"Wilcoxon against the calibrated constant):\n\n{_skill_markdown(summary)}\n\n"
+        skill = (f"Skill gate ({_gate_rule(evaluation)}):\n\n{_skill_markdown(summary)}\n\n"
                  if summary.skills else "")
+        if evaluation.categorical:
+            skill += ("Quadrant accuracy (each song once: its hit rate over the seeds and "
+                      "iterations that tested it; chance 25%):\n\n"
+                      f"{_quadrant_markdown(evaluation)}\n\n")
         sections.append(f"## {label}: {model} (`{csv_name}`, median: "
                         f"{evaluation.median_convention})\n\n{_stats_markdown(summary, evaluation)}"
                         f"\n\n{skill}Mean KL per model seed:\n\n"

@@ -70,6 +70,14 @@ def pearson_r(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, (t * p).sum(axis=0) / denom, np.nan)
 
 
+def pearson_interval(r: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% interval of a Pearson r over ``n`` pairs by Fisher's z transform; NaNs if n <= 3."""
+    if n <= 3 or not np.isfinite(r):
+        return float("nan"), float("nan")
+    centre, half = np.arctanh(np.clip(r, -0.999999, 0.999999)), z / np.sqrt(n - 3)
+    return float(np.tanh(centre - half)), float(np.tanh(centre + half))
+
+
 def holm(p_values) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (same order as the input; NaNs are left out and kept)."""
     p = np.asarray(p_values, dtype=np.float64)

@@ -10,6 +10,14 @@ its KL averaged over the seeds and over the iterations that tested it.
   matched-pairs rank-biserial correlation r = (T+ - T-) / (T+ + T-) (r > 0: sep's KL is lower),
   with a 95% percentile bootstrap interval over songs; the Hodges-Lehmann estimate of the shift
   (median of the Walsh averages of d) gives it in KL units.
+* **Quadrant-labelled datasets** (``evaluation.categorical``, e.g. 4Q): the per-song KL against
+  quadrant-centre proxies is no measure of skill, so the gate and the verdict use each song's
+  quadrant miss rate (1 - the share of its seeds' and iterations' predictions that fall in its
+  quadrant) in place of its KL: a model learned only if its accuracy is significantly above the
+  best constant's, the evaluated songs' most frequent quadrant (one-sided binomial test over songs,
+  each song counted once; conservative, since a song's hit rate - the mean of its predictions'
+  hits - varies no more than one Bernoulli trial), and the verdict compares mixed and sep by the
+  same paired tests as for KL, on the per-song miss rates.
 * **Spread.** The same statistic per seed (in how many seeds each direction wins), and the
   Nadeau-Bengio corrected resampled t-test over the iterations' mean KL differences, which
   accounts for overlapping training sets (Nadeau & Bengio 2003, Machine Learning 52).
@@ -22,7 +30,7 @@ import math
 import numpy as np
 import scipy.stats
 
-from mer_jax import stats
+from mer_jax import quadrants, stats
 
 ALPHA = 0.05
 BOOTSTRAP = 2000
@@ -131,6 +139,40 @@ def skill(evaluation, name: str) -> Skill:
                  float(c.mean()), float(b.mean()), float(np.median(b - a)), _lower_p(a, c))
 
 
+@dataclasses.dataclass(frozen=True)
+class QuadrantSkill:
+    """The skill gate of one input's model on a quadrant-labelled dataset."""
+    input: str
+    learned: bool
+    p: float                       # one-sided binomial p: accuracy > the constant's
+    songs: int
+    accuracy: float                # mean over songs of the per-song hit rate
+    interval: tuple[float, float]  # Wilson 95% over songs
+    accuracy_constant: float
+    seed_accuracy: dict            # seed -> accuracy of that seed's models
+
+
+def quadrant_skill(evaluation, name: str) -> QuadrantSkill:
+    """Gate ``name``'s model of a categorical Evaluation (module docstring)."""
+    songs = evaluation.songs
+    model = per_song({it: h[name] for it, h in evaluation.hits.items()}, songs)
+    constant = per_song({it: b["constant"] for it, b in evaluation.baseline_hits.items()}, songs)
+    a, b = _paired(model, constant)
+    p = float(scipy.stats.binomtest(int(round(a.sum())), a.size, float(b.mean()),
+                                    alternative="greater").pvalue) if 0 < b.mean() < 1 else math.nan
+    seeds = {seed: float(np.mean(list(per_song({it: h[name] for it, h in hits.items()},
+                                               songs).values())))
+             for seed, hits in evaluation.hits_by_seed.items()}
+    return QuadrantSkill(name, bool(np.isfinite(p) and p < ALPHA), p, a.size, float(a.mean()),
+                         quadrants.wilson_interval(float(a.sum()), a.size), float(b.mean()),
+                         seeds)
+
+
+def gate(evaluation, name: str) -> Skill | QuadrantSkill:
+    """The skill gate that fits the evaluation: quadrant accuracy for a categorical one."""
+    return quadrant_skill(evaluation, name) if evaluation.categorical else skill(evaluation, name)
+
+
 def _lower_p(a: np.ndarray, b: np.ndarray) -> float:
     """One-sided paired Wilcoxon p that ``a`` is lower than ``b``; NaN if undefined."""
     if not a.size or np.all(a == b):
@@ -148,10 +190,11 @@ class Comparison:
     shift: float                   # Hodges-Lehmann estimate of d
     seed_effects: dict             # seed -> rank-biserial r of that seed's per-song d
     nadeau_bengio_p: float
+    measure: str = "KL"            # or "quadrant miss rate" (categorical datasets)
 
     @property
     def better(self) -> str | None:
-        """The input with the lower KL if the difference is significant, else None."""
+        """The input with the lower per-song loss if the difference is significant, else None."""
         if not np.isfinite(self.p) or self.p >= ALPHA or self.effect == 0:
             return None
         return "sep" if self.effect > 0 else "mixed"
@@ -164,27 +207,42 @@ def _differences(kl_by_iteration, songs) -> np.ndarray:
     return a - b
 
 
+def _misses(hits_by_iteration: dict) -> dict:
+    return {it: {name: 1 - h for name, h in hits.items()} for it, hits in hits_by_iteration.items()}
+
+
 def compare(evaluation) -> Comparison:
     """Mixed vs sep of an Evaluation holding both inputs (module docstring)."""
-    d = _differences(evaluation.kl, evaluation.songs)
+    if evaluation.categorical:
+        loss = _misses(evaluation.hits)
+        loss_by_seed = {seed: _misses(h) for seed, h in evaluation.hits_by_seed.items()}
+    else:
+        loss, loss_by_seed = evaluation.kl, evaluation.kl_by_seed
+    d = _differences(loss, evaluation.songs)
     p = stats.wilcoxon_p(d, np.zeros_like(d))
-    seed_effects = {seed: float(rank_biserial(_differences(kl, evaluation.songs)))
-                    for seed, kl in evaluation.kl_by_seed.items()}
-    per_iteration = [float(np.mean(kl["mixed"] - kl["sep"])) for kl in evaluation.kl.values()]
+    seed_effects = {seed: float(rank_biserial(_differences(values, evaluation.songs)))
+                    for seed, values in loss_by_seed.items()}
+    per_iteration = [float(np.mean(v["mixed"] - v["sep"])) for v in loss.values()]
     test_size = float(np.mean([len(s) for s in evaluation.songs.values()]))
     train_size = float(np.mean(list(evaluation.train_sizes.values()))) \
         if evaluation.train_sizes else 0.0
     return Comparison(d.size, p, float(rank_biserial(d)), bootstrap_interval(d),
                       hodges_lehmann(d), seed_effects,
-                      nadeau_bengio(np.array(per_iteration), test_size, train_size))
+                      nadeau_bengio(np.array(per_iteration), test_size, train_size),
+                      "quadrant miss rate" if evaluation.categorical else "KL")
 
 
-def verdict(skills: dict[str, Skill], comparison: Comparison | None) -> str:
+def verdict(skills: dict, comparison: Comparison | None) -> str:
     """One line; contains "did not learn" whenever a model failed the gate (then no verdict)."""
     failed = [name for name, s in skills.items() if not s.learned]
+    categorical = any(isinstance(s, QuadrantSkill) for s in skills.values())
     if failed:
+        why = ("quadrant accuracy not significantly above the constant quadrant's" if categorical
+               else "per-song KL not significantly below the calibrated constant's")
         return (f"no verdict: the {' and '.join(failed)} model{'s' if len(failed) > 1 else ''} "
-                f"did not learn (per-song KL not significantly below the calibrated constant's)")
+                f"did not learn ({why})")
     if comparison is None or comparison.better is None:
         return "no significant difference between mixed and sep"
+    if comparison.measure != "KL":
+        return f"{comparison.better} predicts the quadrants better (higher per-song accuracy)"
     return f"{comparison.better} predicts the emotion distributions better (lower per-song KL)"

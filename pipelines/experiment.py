@@ -168,6 +168,10 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
              f"the KL (CRNN: {clamped['CRNN']} values, RF: {clamped['RF']} values); the "
              f"paper's linear output layer can emit sigma <= 0",
              f"medians: {settings.median} (--median paper for the authors' convention)"]
+    if store.attrs["dataset"].get("categorical"):
+        notes.append("labels are Russell quadrants: the targets are quadrant-centre proxies "
+                     "(0.25 / 0.75, std 0.144), so the KL only ranks the models; the skill gate "
+                     "and the verdict use quadrant accuracy (mer_jax.quadrants, mer_jax.verdict)")
     report_path = report.write_report(
         work / "report", evaluations,
         {m: work / "crnn" / f"loss_{m}.png" for m in data.MODES},
@@ -186,8 +190,9 @@ def evaluate_models(work: Path, splits: list[dict], store: FeatureStore,
                           ("RF", work / "rf" / "predictions")):
         tables = read_iterations(sorted(folder.glob("*_iteration_*.csv")))
         clamped[model] = clamped_count(tables, settings.min_std)
-        evaluations[model] = evaluate.evaluate_iterations(tables, settings.median, settings.min_std,
-                                                          train_labels, model)
+        evaluations[model] = evaluate.evaluate_iterations(
+            tables, settings.median, settings.min_std, train_labels, model,
+            categorical=bool(store.attrs["dataset"].get("categorical", False)))
         evaluate.write_evaluation(evaluations[model], work / "evaluation" / model.lower(),
                                   title=f"{model}: KL divergence, mixed vs sep")
     return evaluations, clamped

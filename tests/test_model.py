@@ -86,3 +86,34 @@ def test_fitted_input_norm_and_output_prior_are_not_trained():
     dense = params["Dense_3"]
     zero = {**params, "Dense_3": jax.tree_util.tree_map(jnp.zeros_like, dense)}
     np.testing.assert_allclose(np.asarray(apply(zero)), np.tile(prior, (3, 1)), rtol=1e-5)
+
+
+def test_pool_summary_replaces_the_lstms():
+    import dataclasses
+    config = dataclasses.replace(TINY, summary="pool")
+    shapes = param_shapes(config, (129, 128, 1))
+    assert not any(name.startswith("lstm") for name in shapes)
+    assert shapes["Dense_0"]["kernel"].shape[0] == 2 * 8    # mean and max of the last 8 channels
+    params = init_params(config, (129, 128, 1), jax.random.PRNGKey(0))
+    apply = jax.jit(lambda p, x: CRNN(config).apply({"params": p}, x, train=False))
+    for length in (128, 192):       # one set of parameters, any input length (random crops)
+        out = apply(params, jnp.ones((2, 129, length, 1)))
+        assert out.shape == (2, 4) and jnp.all(jnp.isfinite(out))
+    with pytest.raises(ValueError, match="block 4 gets 4 time bins, needs >= 6"):
+        apply(params, jnp.ones((2, 129, 64, 1)))           # 64 -> 30 -> 13 -> 4
+    with pytest.raises(ValueError, match="summary must be"):
+        ModelConfig(summary="attention")
+
+
+def test_time_pool_mean_averages_blocks_of_frames():
+    from mer_jax.features.model_input import model_input
+    spectra = np.random.default_rng(0).random((2, 3, 8), np.float32)     # (C, freq, time)
+    x = model_input(spectra, 2, log_input=False, time_pool="mean")
+    assert x.shape == (3, 2, 2)
+    np.testing.assert_allclose(x[..., 0], spectra[0].reshape(3, 2, 4).mean(-1), rtol=1e-6)
+    np.testing.assert_allclose(model_input(spectra, 2, True, "mean"), np.log1p(x), rtol=1e-6)
+    resized = model_input(spectra, 2, log_input=False)   # the paper's resize: 2 of every 4 frames
+    np.testing.assert_allclose(resized[..., 0], spectra[0][:, [1, 5]] / 2 + spectra[0][:, [2, 6]] / 2,
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        model_input(spectra, 3, False, "mean")

@@ -55,6 +55,19 @@ def test_same_features_as_training(trained, songs, mode):
         np.testing.assert_allclose(result.values, values, atol=2e-5)
 
 
+def test_same_features_for_a_pooled_crop_trained_model(tiny_store, songs, tmp_path):
+    """configs/small_real.py's input options (block-averaged time, mean/max summary, random
+    crops in training): serving makes the inputs training made and applies the whole input."""
+    config = apply_overrides(load_config("configs/small.py"), TINY_OVERRIDES + [
+        "iterations=1", "time_pool=mean", "model.summary=pool", "time_bins=256",
+        "crop_bins=128"])
+    train_and_evaluate(config, tiny_store, tmp_path, "mixed", progress=False)
+    expected = _training_predictions(tmp_path, "mixed")
+    predictor = inference.Predictor(inference.load_model(tmp_path, "mixed"))
+    for song_id, values in list(expected.items())[:2]:
+        np.testing.assert_allclose(predictor(songs[int(song_id) - 1]).values, values, atol=2e-5)
+
+
 def test_long_song_windows_and_aggregate(trained, songs, tmp_path):
     """An 8 s stereo 22.05 kHz file: 3 s windows every 1.5 s, the last one ending at the end."""
     mono, rate = sf.read(songs[0], dtype="float32")

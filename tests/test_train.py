@@ -160,6 +160,26 @@ def test_batches_are_a_pure_function_of_the_step():
     assert not np.array_equal(data.batch_positions(10, 10, 0, (0, 1)), order)
 
 
+def test_random_crops_are_seeded_slices(tiny_config):
+    x = np.arange(2 * 3 * 5 * 20 * 1, dtype=np.float32).reshape(2, 3, 5, 20, 1)  # (K, B, F, T, C)
+    seeds = [(0, 1), (0, 2)]
+    crops = data.random_crops(x, 8, step=4, seeds=seeds)
+    assert crops.shape == (2, 3, 5, 8, 1)
+    for k, seed in enumerate(seeds):
+        for b, start in enumerate(data.crop_offsets(20, 8, 3, 4, seed)):
+            assert 0 <= start <= 12
+            np.testing.assert_array_equal(crops[k, b], x[k, b, :, start:start + 8])
+    np.testing.assert_array_equal(crops, data.random_crops(x, 8, step=4, seeds=seeds))
+    assert not np.array_equal(crops, data.random_crops(x, 8, step=5, seeds=seeds))
+    with pytest.raises(ValueError, match="needs model.summary 'pool'"):
+        apply_overrides(tiny_config, ["crop_bins=64"])          # the LSTMs need a fixed length
+    with pytest.raises(ValueError, match="needs model.summary 'pool'"):
+        apply_overrides(tiny_config, ["model.summary=pool", "crop_bins=256"])
+    with pytest.raises(ValueError, match="long enough for the conv blocks"):
+        apply_overrides(tiny_config, ["model.summary=pool", "crop_bins=64"])
+    assert tiny_config.model.time_left(128) == 1 and tiny_config.model.time_left(64) == 0
+
+
 def test_splits_are_saved_and_reused(tmp_path):
     ids = [str(i) for i in range(20)]
     splits = data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=1)

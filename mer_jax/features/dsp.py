@@ -31,3 +31,12 @@ def resize_last_axis(x, size: int):
     hi = np.clip(lo + 1, 0, n - 1)
     frac = (pos - np.floor(pos)).astype(np.float32)
     return x[..., lo] * (1 - frac) + x[..., hi] * frac
+
+
+def mean_pool_last_axis(x, size: int):
+    """Average the last axis of a NumPy or JAX array over ``size`` equal blocks (an antialiased
+    downsampling: every input value counts); the length must be a multiple of ``size``."""
+    n = x.shape[-1]
+    if size <= 0 or n % size:
+        raise ValueError(f"mean pooling needs a length that is a multiple of {size}, not {n}")
+    return x.reshape(*x.shape[:-1], size, n // size).mean(axis=-1)

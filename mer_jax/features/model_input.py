@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from mer_jax.data.songs import STEM_ORDER
-from mer_jax.features.dsp import resize_last_axis
+from mer_jax.features.dsp import mean_pool_last_axis, resize_last_axis
 
 MODES = ("mixed", "sep")
+TIME_POOLS = ("resize", "mean")   # the paper's bilinear resize, or block averages
 
 
 def input_channels(mode: str) -> int:
@@ -20,12 +21,18 @@ def input_channels(mode: str) -> int:
     return 1 if mode == "mixed" else len(STEM_ORDER)
 
 
-def model_input(spectra: np.ndarray, time_bins: int, log_input: bool) -> np.ndarray:
+def model_input(spectra: np.ndarray, time_bins: int, log_input: bool,
+                time_pool: str = "resize") -> np.ndarray:
     """Stored spectrograms ``(C, freq, stored_time)`` -> one model input ``(freq, time_bins, C)``
-    float32 (time resized bilinearly when the widths differ, log1p if asked)."""
+    float32. When the widths differ, time is resized bilinearly (``time_pool="resize"``, the
+    paper: each output bin samples the two nearest stored frames) or averaged over equal blocks
+    of stored frames (``"mean"``: antialiased, every frame counts); then log1p if asked."""
+    if time_pool not in TIME_POOLS:
+        raise ValueError(f"time_pool must be one of {TIME_POOLS}, not {time_pool!r}")
     x = spectra
     if x.shape[-1] != time_bins:
-        x = resize_last_axis(x, time_bins)
+        x = (resize_last_axis(x, time_bins) if time_pool == "resize"
+             else mean_pool_last_axis(x, time_bins))
     if log_input:
         x = np.log1p(x)
     return np.ascontiguousarray(np.transpose(x, (1, 2, 0)), dtype=np.float32)

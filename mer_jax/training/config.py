@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+from mer_jax.features.model_input import TIME_POOLS
 from mer_jax.model import ModelConfig
 
 LR_SCHEDULES = ("constant", "cosine")   # steps.learning_rate makes them
@@ -18,6 +19,11 @@ class TrainConfig:
     """Everything a training run depends on (saved with the run as JSON).
 
     time_bins: model input width; the store's 2048 frames are resized once at load when smaller.
+    time_pool: how: "resize" (the paper's bilinear resize) or "mean" (block averages, every
+        stored frame counts; needs a divisor of the stored width).
+    crop_bins: None, or train on random crops of this many time bins (an augmentation: a new
+        offset per model, step and song, seeded) and evaluate on the whole input; needs
+        model.summary "pool" (a model that takes any input length).
     steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77).
     seeds: S >= 1 model seeds per Monte-Carlo iteration; the K = S x iterations models (seed
         values seed, seed + 1, ..., each with its own init, dropout and batch-order streams) are
@@ -33,6 +39,8 @@ class TrainConfig:
     model: ModelConfig = ModelConfig()
     time_bins: int = 2048
     log_input: bool = False
+    time_pool: str = "resize"
+    crop_bins: int | None = None
     batch_size: int = 8
     learning_rate: float = 1e-4
     epochs: int = 4
@@ -53,6 +61,14 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in ("mse", "gaussian_kl"):
             raise ValueError(f"loss must be 'mse' or 'gaussian_kl', not {self.loss!r}")
+        if self.time_pool not in TIME_POOLS:
+            raise ValueError(f"time_pool must be one of {TIME_POOLS}, not {self.time_pool!r}")
+        if self.crop_bins is not None and (self.model.summary != "pool"
+                                           or not 0 < self.crop_bins <= self.time_bins
+                                           or not self.model.time_left(self.crop_bins)):
+            raise ValueError(f"crop_bins {self.crop_bins} needs model.summary 'pool' and "
+                             f"crop_bins <= time_bins ({self.time_bins}), long enough for the "
+                             "conv blocks to leave a time bin")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not "
                              f"{self.lr_schedule!r}")

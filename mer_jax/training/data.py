@@ -5,7 +5,9 @@ Batches are a pure function of (split, seed, step): step s of a model reads the 
 pass. A resumed run therefore sees exactly the batches an uninterrupted one would. The random
 streams are independent by construction: the splits draw from ``SeedSequence([split_seed, k])``,
 each model's batch order from ``SeedSequence([seed, iteration], spawn_key=(BATCH_STREAM, pass))``
-(a spawned child stream, never equal to a split's).
+(a spawned child stream, never equal to a split's). With random crops (``TrainConfig.crop_bins``)
+each song of step s starts at an offset drawn from ``SeedSequence([seed, iteration],
+spawn_key=(CROP_STREAM, s))``.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from mer_jax.features.model_input import MODES, model_input
 from mer_jax.store import FeatureStore
 
 BATCH_STREAM = 1   # spawn-key tag of the batch-order streams (the splits' streams have none)
+CROP_STREAM = 2    # spawn-key tag of the random-crop streams
 
 
 def monte_carlo_splits(ids: list[str], iterations: int, test_fraction: float,
@@ -72,14 +75,18 @@ class ModelInputs:
     """
 
     def __init__(self, store: FeatureStore, mode: str, time_bins: int, log_input: bool,
-                 memory_limit_bytes: int = 4 << 30):
+                 memory_limit_bytes: int = 4 << 30, time_pool: str = "resize"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.array = store.array(f"{mode}/spectrogram")
         self.mode, self.time_bins, self.log_input = mode, time_bins, log_input
+        self.time_pool = time_pool
         stored_bins = self.array.shape[-1]
         if time_bins > stored_bins:
             raise ValueError(f"config wants {time_bins} time bins, the store has {stored_bins}")
+        if time_pool == "mean" and stored_bins % time_bins:
+            raise ValueError(f"time_pool 'mean' needs time_bins dividing the store's "
+                             f"{stored_bins}, not {time_bins}")
         channels = 1 if mode == "mixed" else self.array.shape[1]
         self.shape = (self.array.shape[-2], time_bins, channels)
         per_song = int(np.prod(self.shape)) * 4
@@ -89,7 +96,7 @@ class ModelInputs:
 
     def _prepare(self, raw: np.ndarray) -> np.ndarray:
         return model_input(raw[None] if self.mode == "mixed" else raw, self.time_bins,
-                           self.log_input)
+                           self.log_input, self.time_pool)
 
     @property
     def cached(self) -> bool:
@@ -148,18 +155,38 @@ def batch_positions(n_train: int, batch_size: int, step: int, seed: tuple[int, .
     return out
 
 
+def crop_offsets(n_time: int, crop: int, batch_size: int, step: int,
+                 seed: tuple[int, ...]) -> np.ndarray:
+    """``(batch_size,)`` start bins of the random crops of ``step`` for the model ``seed``
+    (seed, iteration): uniform over [0, n_time - crop]."""
+    stream = np.random.SeedSequence(list(seed), spawn_key=(CROP_STREAM, int(step)))
+    return np.random.default_rng(stream).integers(0, n_time - crop + 1, batch_size)
+
+
+def random_crops(x: np.ndarray, crop: int, step: int, seeds: list[tuple[int, ...]]) -> np.ndarray:
+    """``(K, B, freq, time, C)`` -> ``(K, B, freq, crop, C)``: model k's songs cut at
+    ``crop_offsets`` of its seed."""
+    k_models, batch, _, n_time, _ = x.shape
+    out = np.empty((*x.shape[:3], crop, x.shape[4]), x.dtype)
+    for k in range(k_models):
+        for b, start in enumerate(crop_offsets(n_time, crop, batch, step, seeds[k])):
+            out[k, b] = x[k, b, :, start:start + crop]
+    return out
+
+
 class TrainBatches:
     """Background threads that prepare the stacked batches of K models, steps [start, stop).
 
     ``prefetch`` steps are prepared ahead, concurrently (Zarr decompression and NumPy release the
     GIL), and handed over in order. Yields ``(x (K, B, freq, time, C), y (K, B, 4))`` numpy
-    arrays; ``wait_seconds`` adds up the time the consumer spent blocked on data.
+    arrays (time = ``crop`` when set: random crops, :func:`random_crops`); ``wait_seconds`` adds
+    up the time the consumer spent blocked on data.
     """
 
     def __init__(self, inputs: ModelInputs, labels: np.ndarray, train_indices: list[np.ndarray],
                  batch_size: int, seeds: list[tuple[int, ...]], start: int, stop: int,
-                 prefetch: int = 3):
-        self.inputs, self.labels = inputs, labels
+                 prefetch: int = 3, crop: int | None = None):
+        self.inputs, self.labels, self.crop = inputs, labels, crop
         self.train_indices, self.batch_size, self.seeds = train_indices, batch_size, seeds
         self.start, self.stop = start, stop
         self.wait_seconds = 0.0
@@ -175,6 +202,8 @@ class TrainBatches:
                for train, seed in zip(self.train_indices, self.seeds)]
         x = np.stack([self.inputs.get(i) for i in idx])
         y = np.stack([self.labels[i] for i in idx])
+        if self.crop:
+            x = random_crops(x, self.crop, step, self.seeds)
         return x, y
 
     def _produce(self) -> None:

@@ -209,7 +209,8 @@ def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int
     test_idx = [np.array([index_of[s] for s in split["test"]]) for split in splits]
     steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_idx[0]) / config.batch_size)
     return Setup(Models(config.seed_values, splits), train_idx, test_idx,
-                 data.ModelInputs(store, mode, config.time_bins, config.log_input),
+                 data.ModelInputs(store, mode, config.time_bins, config.log_input,
+                                  time_pool=config.time_pool),
                  store.labels.astype(np.float32), config.epochs * steps_per_epoch)
 
 
@@ -292,7 +293,8 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
     batches = data.TrainBatches(
         run.inputs, run.labels, [run.train_idx[k % n_splits] for k in range(len(models))],
         config.batch_size, [(models.seed(k), models.split(k)["iteration"])
-                            for k in range(len(models))], start, run.steps, config.prefetch)
+                            for k in range(len(models))], start, run.steps, config.prefetch,
+        crop=config.crop_bins)
     log = MetricsLog(log_path, start)
     bar = tqdm(total=run.steps, initial=start, unit="step", disable=not progress,
                desc=f"training {len(models)} x {mode}")
