@@ -9,8 +9,9 @@ over the 512 channel positions with 61 features each - what the authors' Permute
 what gives their count of 5,966,116 parameters (C = 1); ``"time"`` runs them over the 61 time
 steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh
 (``summary="pool"``, beyond the paper, replaces them by each channel's mean and maximum over
-time); Dense 512, 256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
-the paper, or a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
+time: any input length then works, :meth:`ModelConfig.time_left`); Dense 512, 256, 64 with
+ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in the paper, or
+a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
 Each convolution and its ReLU is one ``ConvReLU`` (``nn.Conv``'s parameters, names and
 initializers); on CPU it and its gradients run in oneDNN with the bias and ReLU fused
 (``mer_jax.kernels``), the same function to float tolerance; elsewhere, and with

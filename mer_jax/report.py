@@ -90,7 +90,8 @@ def conclusion(summary: ModelSummary) -> str:
             f"lower in {sum(r > 0 for r in seeds)}/{len(seeds)} seeds, mixed in "
             f"{sum(r < 0 for r in seeds)}/{len(seeds)}; Nadeau-Bengio corrected t-test over "
             f"iterations p = {c.nadeau_bengio_p:.3g}. Per iteration (mean KL, the paper's "
-            f"test): mixed lower in {summary.wins['mixed']}/{n}, sep in {summary.wins['sep']}/{n}; significant "
+            f"test): mixed lower in {summary.wins['mixed']}/{n}, sep in "
+            f"{summary.wins['sep']}/{n}; significant "
             f"(Wilcoxon p < {ALPHA}) in {significant}/{n}, {after_holm}/{n} after Holm.")
     text.append(f"Verdict: {summary.verdict}.")
     return " ".join(text)

@@ -113,7 +113,7 @@ def test_time_pool_mean_averages_blocks_of_frames():
     np.testing.assert_allclose(x[..., 0], spectra[0].reshape(3, 2, 4).mean(-1), rtol=1e-6)
     np.testing.assert_allclose(model_input(spectra, 2, True, "mean"), np.log1p(x), rtol=1e-6)
     resized = model_input(spectra, 2, log_input=False)   # the paper's resize: 2 of every 4 frames
-    np.testing.assert_allclose(resized[..., 0], spectra[0][:, [1, 5]] / 2 + spectra[0][:, [2, 6]] / 2,
-                               rtol=1e-6)
+    np.testing.assert_allclose(resized[..., 0],
+                               spectra[0][:, [1, 5]] / 2 + spectra[0][:, [2, 6]] / 2, rtol=1e-6)
     with pytest.raises(ValueError, match="multiple of 3"):
         model_input(spectra, 3, False, "mean")
