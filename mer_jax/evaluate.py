@@ -173,22 +173,21 @@ def evaluate_iterations(tables: list[IterationTable], median_convention: str = "
                             baseline_rows, metrics_rows, median_convention, min_std)
     if not categorical:
         return evaluation
-    hits, hits_by_seed, baseline_hits, confusion = _quadrant_hits(groups)
+    hits, hits_by_seed, baseline_hits, confusion = _quadrant_hits(groups, true_quadrants(tables))
     evaluation = dataclasses.replace(evaluation, categorical=True, hits=hits,
                                      hits_by_seed=hits_by_seed, baseline_hits=baseline_hits,
                                      confusion=confusion)
     return dataclasses.replace(evaluation, quadrant_rows=_quadrant_rows(evaluation))
 
 
-def _quadrant_hits(groups: dict[int, list[IterationTable]]) -> tuple:
+def _quadrant_hits(groups: dict[int, list[IterationTable]], truth: dict[str, int]) -> tuple:
     """Per-song quadrant hits of every table (seed-mean and per seed), of the constant baseline
     and confusion counts. The constant is the best single quadrant in hindsight: the most frequent
     true quadrant of the evaluated songs (each once), which bounds every constant classifier's
     accuracy (25% on a balanced set). A constant fitted on each iteration's training songs would
-    score below chance on a balanced set (the training majority is the test minority)."""
-    truth = {s: row for g in groups.values() for t in g for s, row in zip(t.song_ids, t.truth)}
-    everyone = np.array(list(truth.values()))
-    constant = quadrants.constant_quadrant(quadrants.quadrant_of(everyone[:, 0], everyone[:, 1]))
+    score below chance on a balanced set (the training majority is the test minority).
+    ``truth``: song id -> true quadrant (:func:`true_quadrants`)."""
+    constant = quadrants.constant_quadrant(np.array(list(truth.values())))
     hits, by_seed, base, confusion = {}, {}, {}, {}
     for iteration, group in sorted(groups.items()):
         first = group[0]
@@ -207,10 +206,10 @@ def _quadrant_hits(groups: dict[int, list[IterationTable]]) -> tuple:
     return hits, by_seed, base, confusion
 
 
-def true_quadrants(evaluation: Evaluation) -> dict[str, int]:
-    """song id -> its true quadrant index, over all the evaluation's tables."""
+def true_quadrants(tables: list[IterationTable]) -> dict[str, int]:
+    """song id -> its true quadrant index, over all the tables."""
     return {song: int(quadrants.quadrant_of(row[0], row[1]))
-            for table in evaluation.tables for song, row in zip(table.song_ids, table.truth)}
+            for table in tables for song, row in zip(table.song_ids, table.truth)}
 
 
 def quadrant_row(iteration, name: str, hits: np.ndarray, true: np.ndarray) -> dict[str, object]:
@@ -225,7 +224,7 @@ def quadrant_row(iteration, name: str, hits: np.ndarray, true: np.ndarray) -> di
 
 def _quadrant_rows(evaluation: Evaluation) -> list[dict[str, object]]:
     rows, pooled = [], {}
-    truth = true_quadrants(evaluation)
+    truth = true_quadrants(evaluation.tables)
     for iteration, songs in evaluation.songs.items():
         true = np.array([truth[s] for s in songs])
         for name, values in {**evaluation.hits[iteration],
