@@ -16,7 +16,9 @@ Each convolution and its ReLU is one ``ConvReLU`` (``nn.Conv``'s parameters, nam
 initializers); on CPU it and its gradients run in oneDNN with the bias and ReLU fused
 (``mer_jax.kernels``), the same function to float tolerance; elsewhere, and with
 ``MER_JAX_CONV=xla``, in XLA. Dropout masks come from ``mer_jax.dropout`` (flax's law, one fused
-pass on CPU).
+pass on CPU). ``compute_dtype="bfloat16"`` (beyond the paper, for accelerators) runs the convs,
+LSTMs and hidden Dense layers in bfloat16 on float32 parameters; the output layer, the loss and
+the optimizer stay float32.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from mer_jax.kernels.conv import conv_bias_relu
 
 TYPICAL_STD = 0.15   # PMEmo's label stds average about 0.15 on the 0-1 scale
 SOFTPLUS_SHIFT = float(np.log(np.expm1(TYPICAL_STD)))  # softplus(0 + shift) = TYPICAL_STD
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ModelConfig:
     std_activation: str = "linear"       # "linear" (paper) or "softplus"
     input_norm: bool = False             # per-frequency standardisation (fitted, not trained)
     output_prior: bool = False           # outputs as offsets from a fitted prior (not trained)
+    compute_dtype: str = "float32"       # or "bfloat16": activations (params and head stay f32)
 
     def __post_init__(self):
         if self.lstm_over not in ("channels", "time"):
@@ -57,6 +61,9 @@ class ModelConfig:
         if self.std_activation not in ("linear", "softplus"):
             raise ValueError(f"std_activation must be 'linear' or 'softplus', "
                              f"not {self.std_activation!r}")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, "
+                             f"not {self.compute_dtype!r}")
         if len(self.kernels) != len(self.conv_channels):
             raise ValueError("one kernel size per conv block")
 
@@ -121,7 +128,7 @@ class ConvReLU(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(),
                             (k, k, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        return conv_bias_relu(x, kernel, bias)
+        return conv_bias_relu(x, kernel.astype(x.dtype), bias.astype(x.dtype))
 
 
 class InputNorm(nn.Module):
@@ -181,8 +188,10 @@ class CRNN(nn.Module):
     def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
         """``(batch, freq, time, channels)`` -> ``(batch, 4)``."""
         cfg = self.config
+        dtype = jnp.dtype(cfg.compute_dtype)
         if cfg.input_norm:
             x = InputNorm()(x)
+        x = x.astype(dtype)
         for block, ((wide, narrow), k) in enumerate(zip(cfg.conv_channels, cfg.kernels)):
             if x.shape[2] < k + 1:
                 raise ValueError(f"the input's time axis is too short for the conv blocks: "
@@ -202,8 +211,8 @@ class CRNN(nn.Module):
         else:
             x = _lstms(x, cfg)
         for units in cfg.dense_units:
-            x = nn.relu(nn.Dense(units)(x))
-        out = nn.Dense(4)(x)
+            x = nn.relu(nn.Dense(units, dtype=dtype)(x))
+        out = nn.Dense(4)(x.astype(jnp.float32))            # the head in float32
         if cfg.output_prior:
             prior = OutputPrior()()
             means, stds = out[:, :2] + prior[:2], out[:, 2:]
@@ -224,8 +233,9 @@ def _lstms(x: jnp.ndarray, cfg: ModelConfig) -> jnp.ndarray:
     if cfg.lstm_over == "channels":
         x = jnp.transpose(x, (0, 2, 1))                      # (batch, channels, time)
     for k, units in enumerate(cfg.lstm_units):
-        cell = nn.OptimizedLSTMCell(units, name=f"lstm_{k}")
-        carry = cell.initialize_carry(jax.random.PRNGKey(0), x[:, 0].shape)  # zeros
+        cell = nn.OptimizedLSTMCell(units, dtype=x.dtype, name=f"lstm_{k}")
+        zeros = jnp.zeros((x.shape[0], units), x.dtype)
+        carry = (zeros, zeros)                               # (c, h), in the compute dtype
         carry, x = nn.RNN(cell)(x, initial_carry=carry, return_carry=True)
     return carry[1]
 

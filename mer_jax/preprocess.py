@@ -4,11 +4,13 @@ Per song (``process_song``): decode the clip (44.1 kHz, cut/padded to ``clip_sec
 it into vocals/bass/drums/other, compute the |STFT| spectrograms of the mono mix and of each stem
 (one jitted call, shape (5, 129, 2048)) and the openSMILE functionals of each. ``preprocess``
 runs that over a dataset with optional worker processes and writes each song into the store as it
-completes; the store's name holds a hash of the config and of the dataset's songs, so a changed
-config or dataset never reuses stale data.
+completes (on a GPU/TPU the separator's U-Net runs in the parent, batched over songs, while the
+workers decode and finish the songs on CPU); the store's name holds a hash of the config and of
+the dataset's songs, so a changed config or dataset never reuses stale data.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -17,6 +19,7 @@ import os
 import re
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import zarr
@@ -29,7 +32,10 @@ from mer_jax.data.fourq import is_quadrant_layout
 from mer_jax.features import opensmile_features
 from mer_jax.features.config import PreprocessConfig
 from mer_jax.features.spectrogram import spectrogram
-from mer_jax.separation import SeparationError, make_separator
+from mer_jax.separation import SeparationError, Spleeter4Separator, make_separator
+
+SEPARATOR_BATCH = 1    # songs per separator call on an accelerator: on an H200 8 songs per call
+                       # took 0.049 s per song, one 0.030 s (BENCHMARKS.md)
 
 def read_dataset(data_dir: os.PathLike | str) -> Dataset:
     """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset), emoMusic
@@ -92,36 +98,68 @@ def process_song(clip: np.ndarray, stems: np.ndarray, config: PreprocessConfig) 
 
 
 class _Worker:
-    """Holds a separator (weights loaded once per process) and processes songs by index."""
+    """Holds a separator (weights loaded once per process) and processes songs by index.
 
-    def __init__(self, config: PreprocessConfig, cache_dir: str, songs: list):
+    ``unet=False`` (batched separation in the parent): the worker decodes clips and finishes
+    songs from the parent's two Spleeter stems (HPSS split, spectrograms, openSMILE)."""
+
+    def __init__(self, config: PreprocessConfig, cache_dir: str, songs: list, unet: bool = True):
         self.config = config
         self.songs = songs
-        self.separator = make_separator(config.separator, cache_dir)
+        self.separator = (make_separator(config.separator, cache_dir) if unet
+                          else Spleeter4Separator(cache_dir, unet=False))
+
+    def _clip(self, song) -> np.ndarray:
+        return audio_io.load_clip(song.audio_path, sample_rate=self.config.sample_rate,
+                                  seconds=self.config.clip_seconds, mono=False).samples
 
     def __call__(self, index: int):
         song = self.songs[index]
         source = source_fingerprint(song.audio_path)
         try:
-            clip = audio_io.load_clip(song.audio_path, sample_rate=self.config.sample_rate,
-                                      seconds=self.config.clip_seconds, mono=False)
-            stems = self.separator(clip.samples, song.audio_path, song.song_id)
-            features = process_song(clip.samples, stems, self.config)
+            clip = self._clip(song)
+            stems = self.separator(clip, song.audio_path, song.song_id)
+            features = process_song(clip, stems, self.config)
             return index, source, features, None
         except (audio_io.AudioError, SeparationError) as err:
+            return index, source, None, str(err)
+
+    def decode(self, index: int):
+        """(index, source, clip (channels, n) or None, error or None)."""
+        song = self.songs[index]
+        source = source_fingerprint(song.audio_path)
+        try:
+            return index, source, self._clip(song), None
+        except audio_io.AudioError as err:
+            return index, source, None, str(err)
+
+    def finish(self, index: int, source: str, clip: np.ndarray, two: dict):
+        """A decoded song and its two Spleeter stems -> what ``__call__`` returns."""
+        try:
+            stems = self.separator.finish(two)
+            return index, source, process_song(clip, stems, self.config), None
+        except SeparationError as err:
             return index, source, None, str(err)
 
 
 _WORKER: _Worker | None = None
 
 
-def _init_worker(config, cache_dir, songs):
+def _init_worker(config, cache_dir, songs, unet=True):
     global _WORKER
-    _WORKER = _Worker(config, cache_dir, songs)
+    _WORKER = _Worker(config, cache_dir, songs, unet)
 
 
 def _run_worker(index):
     return _WORKER(index)
+
+
+def _run_decode(index):
+    return _WORKER.decode(index)
+
+
+def _run_finish(*args):
+    return _WORKER.finish(*args)
 
 
 def shard_songs(n_songs: int, shard: tuple[int, int]) -> tuple[int, int]:
@@ -133,15 +171,27 @@ def shard_songs(n_songs: int, shard: tuple[int, int]) -> tuple[int, int]:
     return (i - 1) * n_songs // n, i * n_songs // n
 
 
+def separator_batch(separator: str, batch: int | None) -> int:
+    """Songs per batched separator call in the parent process, 0 for none. ``batch`` None: on
+    a GPU/TPU with spleeter4, SEPARATOR_BATCH; on CPU none (each worker separates its songs)."""
+    if separator != "spleeter4":
+        return 0
+    if batch is None:
+        return SEPARATOR_BATCH if jax.default_backend() != "cpu" else 0
+    return max(0, batch)
+
+
 def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                cache_dir: os.PathLike | str = "cache", workers: int = 1,
                progress: bool = True, shard: tuple[int, int] = (1, 1),
-               dataset: Dataset | None = None) -> Path:
+               dataset: Dataset | None = None, batch: int | None = None) -> Path:
     """Fill (or resume) the store for ``data_dir`` under ``config``; returns its path.
 
     ``shard=(i, n)``: only the i-th of n disjoint blocks of songs (``shard_songs``); the n shards
     can run at once (e.g. a Slurm job array) into the same store, each locking only its songs.
-    ``dataset``: ``read_dataset(data_dir)`` when the caller has already read it."""
+    ``dataset``: ``read_dataset(data_dir)`` when the caller has already read it. ``batch``:
+    songs per batched separator call in this process (:func:`separator_batch`; then ``workers``
+    processes decode and finish the songs around it)."""
     if dataset is None:
         dataset = read_dataset(data_dir)
     if not len(dataset):
@@ -178,7 +228,9 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
         label = config.separator + ("" if shard[1] == 1 else f", shard {shard[0]}/{shard[1]}")
         bar = tqdm(total=stop - start, initial=stop - start - len(todo), unit="song",
                    desc=f"preprocessing ({label})", disable=not progress)
-        if workers <= 1 or len(todo) <= 1:
+        if (batch := separator_batch(config.separator, batch)) and todo:
+            _pipelined(root, todo, songs, config, str(cache_dir), max(workers, 1), batch, bar)
+        elif workers <= 1 or len(todo) <= 1:
             worker = _Worker(config, str(cache_dir), songs) if todo else None
             results = (worker(i) for i in todo)
             _consume(root, results, bar)
@@ -190,6 +242,41 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                 _consume(root, pool.imap_unordered(_run_worker, todo), bar)
         bar.close()
     return path
+
+
+def _pipelined(root, todo: list[int], songs: list, config: PreprocessConfig, cache_dir: str,
+               workers: int, batch: int, bar) -> None:
+    """The separator's U-Net in this process (on the accelerator), ``batch`` songs per call;
+    ``workers`` CPU-only processes decode the clips ahead of it and finish the separated songs
+    (HPSS split, spectrograms, openSMILE) behind it; songs are written as they finish. Memory
+    stays bounded: at most ``2 * (batch + workers)`` clips are decoded ahead, and about as many
+    separated songs wait for a worker."""
+    separator = Spleeter4Separator(cache_dir)
+    window = 2 * batch + 2 * workers
+    pending_decodes, pending_songs, ready = collections.deque(), collections.deque(), []
+    context = multiprocessing.get_context("spawn")
+    with _cpu_only_children(), context.Pool(
+            workers, initializer=_init_worker, initargs=(config, cache_dir, songs, False)) as pool:
+        queue = iter(todo)
+        while True:
+            while len(pending_decodes) < window and (index := next(queue, None)) is not None:
+                pending_decodes.append(pool.apply_async(_run_decode, (index,)))
+            if pending_decodes:
+                index, source, clip, error = pending_decodes.popleft().get()
+                if error is None:
+                    ready.append((index, source, clip))
+                else:
+                    _consume(root, [(index, source, None, error)], bar)
+            if ready and (len(ready) == batch or not pending_decodes):
+                twos = separator.two_stems([clip for _, _, clip in ready], batch)
+                pending_songs.extend(pool.apply_async(_run_finish, (*item, two))
+                                     for item, two in zip(ready, twos))
+                ready = []
+            while pending_songs and (pending_songs[0].ready() or len(pending_songs) > window
+                                     or not pending_decodes):
+                _consume(root, [pending_songs.popleft().get()], bar)
+            if not (pending_decodes or ready or pending_songs):
+                return
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Train the CRNN on one input mode over all Monte-Carlo iterations.
 
     python -m mer_jax.train --mode mixed|sep --config configs/NAME.py --store PATH --workdir DIR \
-        [--iterations K] [--set KEY=VALUE ...] [--dry-run]
+        [--iterations K] [--set KEY=VALUE ...] [--dry-run] [--distributed]
 
 Trains config.seeds x iterations models (``--set seeds=3``: 3 seeds per Monte-Carlo split) with
 one compiled step. Writes DIR/predictions/<mode>_iteration_N.csv (one seed) or
@@ -11,6 +11,9 @@ with other settings starts afresh and says what changed), one exported model per
 iteration under DIR/models/, DIR/metrics_<mode>.jsonl, DIR/loss_<mode>.png, DIR/splits.json
 (shared with the Random Forest) and DIR/run_<mode>.json (config, fingerprint, git commit).
 ``--dry-run`` builds the model, prints its input shape and, last, ``params: N``.
+``--distributed``: one of several processes started together (``srun`` on Slurm; see
+mer_jax.distributed): the models are sharded over the devices of all of them, one model per
+device per compiled call unless ``models_in_parallel`` says otherwise; process 0 writes the files.
 """
 from __future__ import annotations
 
@@ -26,7 +29,6 @@ from mer_jax.training.config import apply_overrides, load_config
 from mer_jax.features.model_input import MODES, input_channels
 
 
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mer_jax.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,7 +41,12 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field, e.g. model.dropout=0.2")
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--distributed", action="store_true",
+                        help="join the other processes of a multi-host job (jax.distributed)")
     args = parser.parse_args(argv)
+    if args.distributed:
+        from mer_jax import distributed
+        distributed.initialize()
     config = apply_overrides(load_config(args.config), args.overrides)
     input_shape = (SpectrogramConfig().bins, config.time_bins, input_channels(args.mode))
     if args.dry_run:

@@ -2,7 +2,8 @@
 evaluation -> report. Prints the report's path on its last line.
 
     python -m pipelines.experiment --config configs/NAME.py --data-dir DIR --workdir WORK \
-        [--separator spleeter4|oracle] [--cache-dir cache] [--iterations K] [--clip-seconds 45]
+        [--separator spleeter4|oracle] [--cache-dir cache] [--iterations K] [--clip-seconds 45] \
+        [--distributed]
 
 WORK/splits.json          the Monte-Carlo splits, shared by the CRNN and the Random Forest
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
@@ -12,6 +13,9 @@ WORK/report/              table1_crnn.csv, table2_rf.csv, figures 2-4 and report
 Finished stages are recorded in WORK/stages.json and skipped on rerun; an interrupted stage
 resumes (preprocessing per song, training from its latest checkpoint, forests per iteration).
 Full reproduction on PMEmo: ``--data-dir /path/to/PMEmo2019 --config configs/paper.py``.
+``--distributed`` (``srun`` on several nodes, see mer_jax.distributed and
+pipelines/batch/paper_multinode.sbatch): all processes train the CRNNs together, their models
+sharded over every device; process 0 preprocesses first, fits the forests and reports.
 """
 from __future__ import annotations
 
@@ -23,10 +27,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from mer_jax import audio as audio_io
-from mer_jax import baselines, evaluate, files, forest, report
+from mer_jax import baselines, distributed, evaluate, files, forest, report
 from mer_jax.kl import MIN_STD
 from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
@@ -67,7 +72,8 @@ class Stages:
 
     def mark(self, name: str, key: str) -> None:
         self.done[name] = key
-        files.write_json(self.path, self.done)
+        if distributed.is_main():
+            files.write_json(self.path, self.done)
 
 
 _key = files.fingerprint
@@ -117,24 +123,40 @@ class ExperimentResult:
     evaluations: dict        # "CRNN" / "RF" -> mer_jax.evaluate.Evaluation
 
 
+def _store_and_splits(settings: ExperimentSettings, k_models: int, progress: bool):
+    """The preprocessed store's path and the splits; in a multi-host run process 0 makes them
+    while the others wait, then finds them made."""
+    def make(show):
+        path = preprocess(settings.data_dir, PreprocessConfig.for_clip(
+            settings.separator, settings.clip_seconds), settings.cache_dir, settings.workers,
+            progress=show)
+        store = FeatureStore(path)
+        return path, data.load_or_create_splits(
+            settings.workdir / "splits.json", [store.ids[i] for i in store.done], k_models,
+            settings.config.test_fraction, settings.config.split_seed)
+    made = make(progress) if distributed.is_main() else None
+    distributed.barrier("preprocessed")
+    return made or make(False)
+
+
 def run_experiment(settings: ExperimentSettings, progress: bool = True,
-                   reuse_mixed_from: Path | None = None) -> ExperimentResult:
+                   reuse_mixed_from: Path | None = None) -> ExperimentResult | None:
     """Run (or resume) the experiment. ``reuse_mixed_from``: another experiment's workdir whose
     "mixed" results were made from the same mixed features (e.g. the same dataset with another
-    separator); they are copied instead of recomputed."""
+    separator); they are copied instead of recomputed. In a multi-host run (``--distributed``)
+    every process trains the CRNNs together; process 0 alone then fits the forests, evaluates
+    and reports, and the others return None."""
+    if reuse_mixed_from is not None and jax.process_count() > 1:
+        raise ValueError("reuse_mixed_from is for a single-process run")
     work = settings.workdir
     work.mkdir(parents=True, exist_ok=True)
     stages = Stages(work / "stages.json")
     config = settings.config
     k_models = settings.iterations or config.iterations
 
-    store_path = preprocess(settings.data_dir, PreprocessConfig.for_clip(
-        settings.separator, settings.clip_seconds), settings.cache_dir, settings.workers,
-        progress=progress)
+    store_path, splits = _store_and_splits(settings, k_models, progress)
     store = FeatureStore(store_path)
     ids = [store.ids[i] for i in store.done]
-    splits = data.load_or_create_splits(work / "splits.json", ids, k_models, config.test_fraction,
-                                        config.split_seed)
     keys = stage_keys(store, config, k_models, splits, settings.forest)
     reusable = {"crnn_mixed": ["crnn/predictions/mixed_*", "crnn/*_mixed.*", "crnn/models/mixed_*"],
                 "rf_mixed": ["rf/predictions/mixed_*", "rf/predictions/forest_mixed.json"]}
@@ -146,6 +168,8 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
         train_and_evaluate(config, store_path, work / "crnn", mode, k_models,
                            progress=progress, splits_path=work / "splits.json")
         stages.mark(stage, keys[stage])
+    if not distributed.is_main():    # a multi-host run's other processes only help train
+        return None
     for mode in data.MODES:
         stage = f"rf_{mode}"
         if stages.is_done(stage, keys[stage]) or _reuse(
@@ -198,7 +222,8 @@ def evaluate_models(work: Path, splits: list[dict], store: FeatureStore,
     return evaluations, clamped
 
 
-def parse_args(argv=None) -> ExperimentSettings:
+def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
+    """The settings and whether to join a multi-host job (``--distributed``)."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True,
@@ -217,11 +242,14 @@ def parse_args(argv=None) -> ExperimentSettings:
     parser.add_argument("--rf-max-features", type=_max_features, default=None,
                         help="features tried per split by the Random Forest: all (the paper, "
                              "default), a fraction such as 0.2, or 'sqrt'")
+    parser.add_argument("--distributed", action="store_true",
+                        help="one of the processes of a multi-host job (see mer_jax.distributed)")
     args = parser.parse_args(argv)
     config = apply_overrides(load_config(args.config), args.overrides)
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
                               args.clip_seconds, args.iterations, args.workers, args.median,
-                              args.min_std, forest.ForestConfig(max_features=args.rf_max_features))
+                              args.min_std, forest.ForestConfig(max_features=args.rf_max_features)
+                              ), args.distributed
 
 
 def _max_features(text: str) -> float | str:
@@ -229,8 +257,12 @@ def _max_features(text: str) -> float | str:
 
 
 def main(argv=None) -> int:
-    result = run_experiment(parse_args(argv))
-    print(result.report.resolve())
+    settings, multi_host = parse_args(argv)
+    if multi_host:
+        distributed.initialize()
+    result = run_experiment(settings)
+    if result is not None:
+        print(result.report.resolve())
     return 0
 
 

@@ -116,7 +116,8 @@ def test_mixed_results_are_reused_across_separators(experiment_run, tmp_path, mo
     work, args = experiment_run
     if not (work / "stages.json").is_file():
         experiment.main(args)
-    settings = experiment.parse_args(args)
+    settings, distributed = experiment.parse_args(args)
+    assert not distributed
     trained = []
 
     class Stop(Exception):

@@ -117,3 +117,34 @@ def test_time_pool_mean_averages_blocks_of_frames():
                                spectra[0][:, [1, 5]] / 2 + spectra[0][:, [2, 6]] / 2, rtol=1e-6)
     with pytest.raises(ValueError, match="multiple of 3"):
         model_input(spectra, 3, False, "mean")
+
+
+@pytest.mark.parametrize("summary", ["lstm", "pool"])
+def test_bfloat16_compute_keeps_float32_parameters_and_outputs(summary):
+    """compute_dtype="bfloat16": the same parameters (float32), bf16 activations, a float32 head
+    whose outputs stay within bf16 rounding of the float32 model's; a train step is finite and
+    moves the float32 parameters."""
+    import dataclasses
+    import functools
+
+    from mer_jax.training.steps import create_state, train_step
+    f32 = dataclasses.replace(load_config("configs/small.py").model, summary=summary)
+    bf16 = dataclasses.replace(f32, compute_dtype="bfloat16")
+    shape = (129, 256, 1)
+    params = init_params(f32, shape, jax.random.PRNGKey(0))
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(
+        init_params(bf16, shape, jax.random.PRNGKey(0)))
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, *shape))
+    a = CRNN(f32).apply({"params": params}, x, train=False)
+    b = CRNN(bf16).apply({"params": params}, x, train=False)
+    assert b.dtype == jnp.float32
+    assert 0 < float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a)) < 2e-2
+    state = create_state(bf16, shape, jax.random.PRNGKey(0), 1e-3)
+    step = jax.jit(functools.partial(train_step, model_config=bf16, learning_rate=1e-3,
+                                     loss="mse"))
+    new, metrics = step(state, (x, jnp.full((4, 4), 0.5)), jax.random.PRNGKey(2))
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
+    leaves = jax.tree_util.tree_leaves(new.params)
+    assert all(leaf.dtype == jnp.float32 for leaf in leaves)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        ModelConfig(compute_dtype="float16")

@@ -210,3 +210,24 @@ def test_spleeter4_on_real_pmemo_songs(pmemo_mini, tmp_path, capsys):
     mix = audio.load_clip(data / "chorus" / "17.mp3", seconds=6).samples
     residual = mix - stems[0].sum(axis=0)   # the four stems add up to the mix
     assert np.sqrt(np.mean(residual ** 2)) < 0.1 * np.sqrt(np.mean(mix ** 2))
+
+
+def test_batched_separation_in_the_parent_gives_the_same_store(pmemo_mini, tmp_path):
+    """The accelerator path (U-Net batched in the parent, workers decode and finish), forced on
+    CPU: 3 good songs in batches of 2 (the last one padded) and one undecodable file, which fails
+    alone. Same store as the one-process path, to float tolerance."""
+    data = tmp_path / "pmemo"
+    shutil.copytree(pmemo_mini, data)
+    (data / "chorus" / "683.mp3").unlink()
+    (data / "chorus" / "634.mp3").write_bytes(b"not audio at all" * 100)
+    config = PreprocessConfig.for_clip("spleeter4", 3.0)
+    plain = FeatureStore(preprocess(data, config, tmp_path / "a", progress=False, batch=0))
+    batched = FeatureStore(preprocess(data, config, tmp_path / "b", workers=2, progress=False,
+                                      batch=2))
+    assert plain.ids == batched.ids == ["17", "108", "372", "634"]
+    assert list(batched.status) == list(plain.status) == [DONE, DONE, DONE, FAILED]
+    assert "634" in batched.failures()["634"]
+    for name in ARRAYS:
+        a, b = plain.array(name)[:3], batched.array(name)[:3]
+        scale = np.abs(a).max(axis=tuple(range(1, a.ndim)), keepdims=True) + 1e-12
+        assert np.max(np.abs(a - b) / scale) < 1e-3, name

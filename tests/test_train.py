@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -64,8 +65,9 @@ def test_train_step_compiles_once_and_donates_state(tiny_config):
 
 
 def test_models_in_parallel_follow_free_device_memory(tiny_config):
-    """On accelerators the vmapped group is as large as 80% of the free device memory allows,
-    by the compiled train step's own memory analysis; on CPU it is 1 without measuring."""
+    """Default: one model per call. "auto": on accelerators the vmapped group is as large as 80%
+    of the free device memory allows, by the compiled train step's own memory analysis; on CPU it
+    is 1 without measuring. An int is taken as it is (at most K)."""
     per_model = steps.train_step_bytes(tiny_config.model, (129, 128, 1), tiny_config.batch_size,
                                        1e-3, "mse")
     assert per_model > tiny_config.batch_size * 129 * 128 * 4      # at least its batch
@@ -73,7 +75,12 @@ def test_models_in_parallel_follow_free_device_memory(tiny_config):
     assert steps.chunk_for_memory(9, per_model, 10 ** 15) == 9     # never more than K
     assert steps.chunk_for_memory(9, per_model, 1) == 1            # never fewer than 1
     assert steps.chunk_for_memory(9, None, 10 ** 12) == 9          # unknown: all K
-    assert steps.default_chunk(9, lambda: pytest.fail("measured on CPU")) == 1
+    never = lambda: pytest.fail("measured on CPU")
+    assert steps.default_chunk(9, None, never) == 1
+    assert steps.default_chunk(9, "auto", never) == 1
+    assert steps.default_chunk(9, 4, never) == 4 and steps.default_chunk(9, 20, never) == 9
+    with pytest.raises(ValueError, match="models_in_parallel"):
+        dataclasses.replace(tiny_config, models_in_parallel="all")
 
 
 def test_one_vmapped_group_equals_groups_of_one(tiny_config):
@@ -123,6 +130,39 @@ def test_model_axis_is_sharded_over_several_devices(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                          check=True)
     assert out.stdout.split() == ["2", "2", "True", "4", "4", "2", "3", "True"], out.stdout
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_models_of_one_process(tiny_store, tmp_path):
+    """``mer_jax.train --distributed`` in two processes (jax.distributed over gloo, one CPU
+    device each): 3 models sharded one per device (padded to 4), files written once, the same
+    predictions as one process training them one at a time."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    args = [sys.executable, "-m", "mer_jax.train", "--mode", "mixed", "--config", "small",
+            "--store", str(tiny_store), *(a for o in TINY_OVERRIDES for a in ("--set", o)),
+            "--set", "iterations=3"]
+    procs = [subprocess.Popen([*args, "--distributed", "--workdir", str(tmp_path / "dist")],
+                              env={**os.environ, "MER_JAX_COORDINATOR": f"localhost:{port}",
+                                   "MER_JAX_NUM_PROCESSES": "2", "MER_JAX_PROCESS_ID": str(i)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    subprocess.run([*args, "--workdir", str(tmp_path / "one")], check=True, capture_output=True)
+    record = json.loads((tmp_path / "dist" / "run_mixed.json").read_text())
+    assert (record["processes"], record["devices"], record["models_in_parallel"],
+            record["models_computed"]) == (2, 2, 2, 4)
+    dist = read_iterations(sorted((tmp_path / "dist" / "predictions").glob("*.csv")))
+    one = read_iterations(sorted((tmp_path / "one" / "predictions").glob("*.csv")))
+    assert [t.iteration for t in dist] == [t.iteration for t in one] == [1, 2, 3]
+    for a, b in zip(dist, one):
+        assert a.song_ids == b.song_ids
+        np.testing.assert_allclose(a.predictions["mixed"], b.predictions["mixed"], atol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "dist" / "models").iterdir()) == [
+        f"mixed_iteration_{i}" for i in (1, 2, 3)]
 
 
 def test_gaussian_kl_loss_decreases_the_kl(tiny_config):

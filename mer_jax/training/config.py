@@ -30,10 +30,13 @@ class TrainConfig:
         trained together by one compiled step; the Random Forests take the same seeds.
     lr_schedule: "constant" (the paper) or "cosine" (linear warm-up over warmup_steps, then a
         cosine decay to 0 at the last step).
-    models_in_parallel: how many of the K models one compiled step vmaps together; the rest are
-        mapped sequentially inside the same program (memory bounded). None = 1 on CPU; on
-        accelerators as many as fit in 80% of the devices' free memory by the compiled train
-        step's memory analysis (K when the devices do not report their memory).
+    models_in_parallel: how many of the K models one compiled step vmaps together (the groups
+        are called in turn). None = one per device: 1 on one device, measured fastest per model
+        on a 2-core CPU (vmapped 2-4x slower) and on an H200 with the paper's CRNN (10 vmapped:
+        0.77x the per-model rate of one at a time; XLA's GPU autotuner failed compiling 20,
+        BENCHMARKS.md); on several devices (of one or more processes) each trains its own. "auto": on accelerators as many as fit in 80% of the devices' free
+        memory by the compiled train step's memory analysis (K when the devices do not report
+        their memory), 1 on CPU. An int: that many.
     """
 
     model: ModelConfig = ModelConfig()
@@ -55,7 +58,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     checkpoint_every: int = 50
-    models_in_parallel: int | None = None
+    models_in_parallel: int | str | None = None
     prefetch: int = 3
 
     def __post_init__(self):
@@ -72,6 +75,10 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not "
                              f"{self.lr_schedule!r}")
+        if not (self.models_in_parallel in (None, "auto") or (
+                isinstance(self.models_in_parallel, int) and self.models_in_parallel >= 1)):
+            raise ValueError(f"models_in_parallel must be None, 'auto' or an int >= 1, not "
+                             f"{self.models_in_parallel!r}")
         if self.seeds < 1 or self.iterations < 1:
             raise ValueError(f"seeds and iterations must be >= 1 (got {self.seeds}, "
                              f"{self.iterations})")

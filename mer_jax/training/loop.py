@@ -31,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from mer_jax import __version__, baselines, files, plots
+from mer_jax import __version__, baselines, distributed, files, plots
 from mer_jax.kernels import conv
 from mer_jax.model import set_input_norm, set_output_prior
 from mer_jax.predictions import table_name, write_prediction_table
@@ -96,10 +96,14 @@ def _unstack(tree, k):
 
 
 class MetricsLog:
-    """JSON lines; on resume, rows after the restored step are dropped (they will be redone)."""
+    """JSON lines; on resume, rows after the restored step are dropped (they will be redone).
+    ``enabled=False`` (the other processes of a multi-host run) writes nothing."""
 
-    def __init__(self, path: Path, resume_step: int):
+    def __init__(self, path: Path, resume_step: int, enabled: bool = True):
         self.path = path
+        self._file = None if enabled else open(os.devnull, "a")
+        if not enabled:
+            return
         rows = []
         if path.is_file() and resume_step > 0:
             rows = [r for r in map(json.loads, path.read_text().splitlines())
@@ -112,7 +116,8 @@ class MetricsLog:
 
     def flush(self) -> None:
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if self._file.name != os.devnull:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()
@@ -132,7 +137,7 @@ def claim_workdir(workdir: Path, mode: str, identity: dict) -> str:
     record = workdir / f"run_{mode}.json"
     if record.is_file():
         old = json.loads(record.read_text())
-        if old.get("fingerprint") != fingerprint:
+        if old.get("fingerprint") != fingerprint and distributed.is_main():
             changed = files.changed_keys(old.get("identity", {}), identity) or ["(older format)"]
             print(f"{workdir}: the {mode} run there was made with other settings "
                   f"(changed: {', '.join(changed[:8])}); training afresh")
@@ -224,14 +229,18 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(store_path)
-    run = setup_run(config, store, mode, iterations or config.iterations,
-                    Path(splits_path or workdir / "splits.json"))
+    splits_path = Path(splits_path or workdir / "splits.json")
+    if jax.process_count() > 1:          # process 0 writes the splits, the others read them
+        if distributed.is_main():
+            setup_run(config, store, mode, iterations or config.iterations, splits_path)
+        distributed.barrier("splits")
+    run = setup_run(config, store, mode, iterations or config.iterations, splits_path)
     identity = run_identity(config, store, mode, run.models.splits)
     fingerprint = claim_workdir(workdir, mode, identity)
     k_models = len(run.models)
     learning_rate = steps.learning_rate(config.learning_rate, config.lr_schedule, run.steps,
                                         config.warmup_steps)
-    chunk = config.models_in_parallel or steps.default_chunk(k_models, functools.partial(
+    chunk = steps.default_chunk(k_models, config.models_in_parallel, functools.partial(
         steps.train_step_bytes, config.model, run.inputs.shape, config.batch_size,
         learning_rate, config.loss))
     trainer = steps.MultiModel(config.model, learning_rate, config.loss, k_models, chunk)
@@ -250,19 +259,24 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
               "backend": jax.default_backend(), "convolutions": conv.status(),
               "malloc": malloc_status(), "models_in_parallel": trainer.chunk,
               "models_computed": trainer.padded_models, "devices": jax.device_count(),
+              "processes": jax.process_count(),
               "steps": run.steps,
               "resumed_from_step": start}
-    files.write_json(workdir / f"run_{mode}.json", record)
+    main = distributed.is_main()
+    if main:
+        files.write_json(workdir / f"run_{mode}.json", record)
     groups, timing = _train(config, run, mode, trainer, trainer.split(state), checkpoints, start,
                             workdir / f"metrics_{mode}.jsonl", progress)
     eval_idx = np.stack([data.padded_batches(t, config.batch_size)[0] for t in run.test_idx])
     predictions = _write_predictions(workdir, mode, run, eval_idx, groups, trainer)
-    _export_models(workdir, mode, trainer.merge(groups).params, config, run,
-                   store.attrs.get("config"), fingerprint)
-    plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
-                      title=f"CRNN ({mode}): mean loss over {k_models} models")
+    _export_models(workdir, mode, distributed.host_values(trainer.merge(groups).params), config,
+                   run, store.attrs.get("config"), fingerprint)
     record.update(timing, train_step_compilations=trainer.compilations())
-    files.write_json(workdir / f"run_{mode}.json", record)
+    if main:
+        plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
+                          title=f"CRNN ({mode}): mean loss over {k_models} models")
+        files.write_json(workdir / f"run_{mode}.json", record)
+    distributed.barrier("trained")
     return RunResult(predictions, workdir / f"metrics_{mode}.jsonl", run.steps,
                      timing["step_seconds"], timing["data_wait_fraction"],
                      record["train_step_compilations"])
@@ -295,7 +309,7 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
         config.batch_size, [(models.seed(k), models.split(k)["iteration"])
                             for k in range(len(models))], start, run.steps, config.prefetch,
         crop=config.crop_bins)
-    log = MetricsLog(log_path, start)
+    log = MetricsLog(log_path, start, enabled=distributed.is_main())
     bar = tqdm(total=run.steps, initial=start, unit="step", disable=not progress,
                desc=f"training {len(models)} x {mode}")
     step_time, timed_steps = 0.0, 0
@@ -316,7 +330,8 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
                           loss=_validation_loss(config, run, trainer, groups).tolist())
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == run.steps:
                 log.flush()
-                save_checkpoint(checkpoints, step + 1, trainer.merge(groups))
+                save_checkpoint(checkpoints, step + 1,
+                                distributed.host_values(trainer.merge(groups)))
             bar.set_postfix(loss=f"{losses.mean():.4f}")
             bar.update()
     finally:
@@ -356,8 +371,9 @@ def _write_predictions(workdir, mode, run: Setup, idx, groups, trainer) -> list[
             raise NonFiniteError(f"{mode} model ({models.describe(k)}): non-finite predictions "
                                  f"for songs {bad[:10]}")
         path = workdir / "predictions" / f"{models.name(mode, k)}.csv"
-        write_prediction_table(path, split["test"], run.labels[run.test_idx[k % n_splits]],
-                               {mode: values})
+        if distributed.is_main():
+            write_prediction_table(path, split["test"], run.labels[run.test_idx[k % n_splits]],
+                                   {mode: values})
         paths.append(path)
     return paths
 
@@ -376,7 +392,8 @@ def _export_models(workdir, mode, params, config, run: Setup, preprocessing,
             continue
         checkpointer.save(folder / "params", _unstack(params, k), force=True)
         checkpointer.wait_until_finished()
-        files.write_json(meta, {
-            "mode": mode, "iteration": models.split(k)["iteration"], "seed": models.seed(k),
-            "input_shape": list(run.inputs.shape), "config": config.to_dict(),
-            "preprocess": preprocessing, "fingerprint": fingerprint})
+        if distributed.is_main():
+            files.write_json(meta, {
+                "mode": mode, "iteration": models.split(k)["iteration"], "seed": models.seed(k),
+                "input_shape": list(run.inputs.shape), "config": config.to_dict(),
+                "preprocess": preprocessing, "fingerprint": fingerprint})

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mer_jax import distributed
 from mer_jax.kl import kl_from_tables
 from mer_jax.model import CRNN, ModelConfig, init_params, predict
 from mer_jax.training.config import LR_SCHEDULES
@@ -124,29 +125,36 @@ def free_device_bytes() -> int | None:
     return total
 
 
-def default_chunk(models: int, per_model_bytes=None) -> int:
-    """Models per compiled call: 1 on CPU (see MultiModel); on GPU/TPU as many as fit in the
+def default_chunk(models: int, setting: int | str | None = None, per_model_bytes=None) -> int:
+    """Models per compiled call for TrainConfig.models_in_parallel ``setting``: None -> one per
+    device (1 on one device: the measured fastest, see TrainConfig; on several devices, of one or
+    more processes, each device trains its own model); "auto" -> on GPU/TPU as many as fit in the
     devices' free memory (``per_model_bytes``: a callable giving one model's bytes, called only
-    there), all K when the devices do not report their memory."""
-    if jax.default_backend() == "cpu":
-        return 1
-    return chunk_for_memory(models, per_model_bytes() if per_model_bytes else None,
-                            free_device_bytes())
+    there; all K when the devices do not report their memory), 1 on CPU; an int -> itself (at
+    most K)."""
+    if setting is None:
+        return max(1, min(models, jax.device_count()))
+    if setting == "auto":
+        if jax.default_backend() == "cpu":
+            return 1
+        return chunk_for_memory(models, per_model_bytes() if per_model_bytes else None,
+                                free_device_bytes())
+    return max(1, min(models, int(setting)))
 
 
 class MultiModel:
     """K models (one per Monte-Carlo split or seed) trained in lockstep by one compiled program.
 
     The program is the vmapped step of ``chunk`` models; the K models are held as ceil(K / chunk)
-    stacked groups and the program is called once per group. chunk = K is one vmapped call
-    (accelerators). With several devices the model axis of a group is sharded over all of them:
+    stacked groups and the program is called once per group. chunk = K is one vmapped call. With several devices the model axis of a group is sharded over all of them:
     a chunk that the device count does not divide is raised to the next multiple, and the models
     are padded to whole groups with copies of the last model, trained alongside and dropped by
     :meth:`merge` (never silently unsharded; ``padded_models`` says how many are computed).
-    chunk = 1 is the CPU default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model
-    step runs 2-4x slower per model than separate calls (benchmarks/multi_model.py), so the group
-    of one model reuses the single compiled program K times, keeps the speed of sequential
-    training and the scratch memory of one model: ``chunk`` bounds memory.
+    chunk = 1 is the default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model step
+    runs 2-4x slower per model than separate calls (benchmarks/multi_model.py), and on an H200
+    10 vmapped paper CRNNs ran at 0.77x the per-model rate of one (benchmarks/accelerator.py;
+    the vmapped convolutions become grouped ones); the group of one model reuses the single
+    compiled program K times, with the scratch memory of one model: ``chunk`` bounds memory.
     """
 
     def __init__(self, model_config: ModelConfig, learning_rate: float | optax.Schedule, loss: str,
@@ -169,6 +177,11 @@ class MultiModel:
         self._eval = jax.jit(batched(evaluate))
         self._predict = jax.jit(batched(forward))
 
+    def compiled_train(self, group, x, y, rngs):
+        """The compiled train step of one group (for its cost and memory analyses): ``x``,
+        ``y``, ``rngs`` of one group, (chunk, ...) leaves (no model axis when chunk = 1)."""
+        return self._train.lower(group, self._place((x, y)), self._place(rngs)).compile()
+
     def compilations(self) -> int:
         """How many times the train step was traced and compiled (1 with fixed shapes)."""
         return self._train._cache_size()
@@ -188,7 +201,9 @@ class MultiModel:
             lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], extra, axis=0)]), tree)
 
     def _place(self, tree):
-        return jax.device_put(tree, self.sharding) if self.sharding is not None else tree
+        if self.sharding is None:
+            return tree
+        return jax.device_put(distributed.host_values(tree), self.sharding)
 
     def split(self, stacked):
         """A stacked pytree (K, ...) -> list of K / chunk groups (chunk, ...), or of K
@@ -198,7 +213,9 @@ class MultiModel:
                 for s in self._slices()]
 
     def merge(self, groups):
-        """Inverse of :meth:`split` (also for per-group outputs such as metrics)."""
+        """Inverse of :meth:`split` (also for per-group outputs such as metrics), as arrays this
+        process can read (gathered from the other processes' devices in a multi-host run)."""
+        groups = [distributed.to_local(g) for g in groups]
         join = jnp.stack if self.chunk == 1 else jnp.concatenate
         return jax.tree_util.tree_map(lambda *a: join(a)[:self.models], *groups)
 

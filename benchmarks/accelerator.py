@@ -1,0 +1,482 @@
+"""Benchmark: mer-jax on one accelerator, sized for a 15-minute lease (not a test).
+
+    python benchmarks/accelerator.py --audio DIR [--out DIR] [--budget 420] [--config paper]
+        [--crnn CONFIG:K:C:DTYPE[:eval] ...] [--crnn-more ...] [--songs 80] [--workers N]
+        [--weights-fp16 FILE] [--skip SECTION ...]
+
+The H200 runs of BENCHMARKS.md: run 1 with the defaults; run 2 with
+``XLA_FLAGS=--xla_gpu_enable_triton_gemm=false`` and ``--skip peaks auto_chunk --crnn
+paper:1:1:float32 paper:1:4:float32 paper:1:1:float32:eval paper:1:1:bfloat16``.
+
+Sections, in this order; one that would start after ``--budget`` seconds is skipped (and listed
+as such), a failing one is recorded and the next runs; the JSON is rewritten after each one:
+  peaks        n^3 matrix products, n = --peak-size (8192), in bf16 and in f32 at default and
+               at highest precision, ten chained in one program: the chip's measured rates.
+  crnn         ``--crnn`` entries (default: the paper CRNN, 5,966,116 parameters, for K = 1, 10,
+               20, "sep" (4 channels) at K = 10 and the evaluation forward at K = 10), batch 8,
+               one Adam step of K models vmapped in one program (``MultiModel``, chunk = K):
+               compile seconds, seconds per step and per model-step, speed-up per model over
+               K = 1, FLOP/s (the analytic count of benchmarks/crnn_step.py for the paper's
+               topology, else XLA's cost analysis, which misses cuDNN's convolutions) against
+               the measured peak, device memory (the compiled step's analysis; the device's
+               running peak).
+  separation   real 45 s clips (``--audio``: audio files, replicated to fill a batch): Spleeter's
+               U-Net batched over 1 and 8 songs on the device, the spectrograms, the HPSS split
+               and openSMILE per song (the CPU stages), seconds per song each.
+  preprocess   the whole preprocessing (spleeter4, 45 s clips) of ``--songs`` songs made of the
+               ``--audio`` files (copies under new ids, quadrant layout): U-Net batched in this
+               process, ``--workers`` CPU processes around it; songs per minute.
+  forests      the paper's Random Forest (100 trees, all features) on a training split of 635
+               songs: one "mixed" (6,373 features) and one "sep" (25,492) fit, random features.
+  train        ``python -m mer_jax.train`` (small config, 2 iterations x 3 seeds, 1 epoch) on the
+               store the preprocess section wrote: the real command runs on this device.
+  crnn_more    ``--crnn-more`` entries (default: bfloat16 at K = 20, K = 2 and 4, bfloat16 at 1).
+  auto_chunk   the ``models_in_parallel`` that "auto" picks for ``--auto-chunk-k`` models.
+Then a projection of the full paper experiment on PMEmo (794 songs; 10 iterations; per input 10
+CRNNs x 77 steps x 4 epochs with a validation pass every 7 steps; one forest per iteration and
+input) from the measured figures. Writes OUT/accelerator.json; prints a short table last.
+``--weights-fp16``: the Spleeter weights as a float16 .npz (what fits a transfer limit), widened
+to float32 into the cache first (their rounding does not change the timings).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from crnn_step import CONV, KERNELS, LSTM, forward_flops  # noqa: E402
+from mer_jax.kernels import conv  # noqa: E402
+from mer_jax.training import steps  # noqa: E402
+from mer_jax.training.config import apply_overrides, load_config  # noqa: E402
+
+PAPER_SONGS, PAPER_TEST, STEPS_PER_EPOCH, EPOCHS, EVAL_EVERY = 794, 159, 77, 4, 7
+CRNN_FIRST = ["paper:1:1:float32", "paper:10:1:float32", "paper:20:1:float32",
+              "paper:10:4:float32", "paper:10:1:float32:eval"]
+CRNN_MORE = ["paper:20:1:bfloat16", "paper:2:1:float32", "paper:4:1:float32",
+             "paper:1:1:bfloat16"]
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(seconds of the first call, median seconds of ``repeats`` more); results blocked on."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def peaks(n: int = 8192, chain: int = 10) -> dict:
+    """Measured matrix-product rates (FLOP/s) of ``chain`` chained n x n x n products."""
+    out = {}
+    for name, dtype, precision in (("bf16", jnp.bfloat16, None), ("f32", jnp.float32, None),
+                                   ("f32_highest", jnp.float32, "highest")):
+        a = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
+        b = (jax.random.normal(jax.random.PRNGKey(2), (n, n)) / np.sqrt(n)).astype(dtype)
+
+        @jax.jit
+        def run(a, b):
+            return jax.lax.fori_loop(0, chain, lambda i, c: jnp.matmul(c, b, precision=precision),
+                                     a)
+        _, seconds = timed(lambda: run(a, b), 3)
+        out[name] = 2 * n ** 3 * chain / seconds
+    return out
+
+
+def _flops(compiled) -> float | None:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
+def _memory(compiled) -> int | None:
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return None
+    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+               + analysis.output_size_in_bytes)
+
+
+def device_peak_bytes() -> int | None:
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def _is_paper(config) -> bool:
+    """The topology crnn_step.forward_flops counts (the paper's)."""
+    return (config.model.conv_channels, config.model.kernels, config.model.lstm_units,
+            config.model.summary, config.time_bins) == (CONV, KERNELS, LSTM, "lstm", 2048)
+
+
+def crnn_step(config, k: int, channels: int, repeats: int, evaluate: bool = False) -> dict:
+    """One Adam step (or one evaluation forward) of k models vmapped (chunk = k)."""
+    shape = (129, config.time_bins, channels)
+    lr = config.learning_rate
+    trainer = steps.MultiModel(config.model, lr, config.loss, k, chunk=k)
+    keys = jax.random.split(jax.random.PRNGKey(0), k)
+    stacked = jax.jit(jax.vmap(lambda key: steps.create_state(config.model, shape, key, lr)))(keys)
+    groups = trainer.split(stacked)
+    x = jax.random.normal(jax.random.PRNGKey(1), (k, config.batch_size, *shape))
+    y = jax.random.uniform(jax.random.PRNGKey(2), (k, config.batch_size, 4))
+    rngs = jax.random.split(jax.random.PRNGKey(3), k)
+    one = (lambda t: t[0]) if k == 1 else (lambda t: t)
+    start = time.perf_counter()
+    compiled = trainer.compiled_train(groups[0], one(x), one(y), one(rngs))
+    compile_s = time.perf_counter() - start
+    if evaluate:
+        mask = jnp.ones((k, config.batch_size))
+        first, seconds = timed(lambda: trainer.evaluate(groups, x, y, mask), repeats)
+    else:
+        state = {"groups": groups}
+
+        def step():
+            state["groups"], metrics = trainer.train(state["groups"], x, y, rngs)
+            return metrics
+        first, seconds = timed(step, repeats)
+    flops = _flops(compiled)
+    return {"k": k, "channels": channels, "dtype": config.model.compute_dtype,
+            "paper": _is_paper(config), "time_bins": config.time_bins,
+            "kind": "eval forward" if evaluate else "train step", "compile_s": compile_s,
+            "first_call_s": first,
+            "step_s": seconds, "model_step_s": seconds / k,
+            "xla_flops_per_step": flops, "xla_flops_per_s": flops / seconds if flops else None,
+            "analytic_flops_per_s": (1 if evaluate else 3) * k
+            * forward_flops(config.batch_size, channels) / seconds if _is_paper(config) else None,
+            "compiled_bytes": _memory(compiled), "device_peak_bytes": device_peak_bytes()}
+
+
+def crnn_plan(entries: list[str]) -> list[tuple]:
+    """"CONFIG:K:C:DTYPE[:eval]" entries (e.g. "paper:10:4:float32") -> (config, K, channels,
+    evaluate) tuples."""
+    plan = []
+    for entry in entries:
+        name, k, channels, dtype, *kind = entry.split(":")
+        config = apply_overrides(load_config(name), [f"model.compute_dtype={dtype}"])
+        plan.append((config, int(k), int(channels), kind == ["eval"]))
+    return plan
+
+
+def crnn(plan: list, repeats: int, log) -> None:
+    """Measure each (config, K, channels, evaluate) of ``plan`` while within the budget."""
+    for cfg, k, channels, evaluate in plan:
+        name = f"crnn K={k} C={channels} {cfg.model.compute_dtype}{' eval' if evaluate else ''}"
+        if log.over_budget(name):
+            break
+        try:
+            log.note("crnn", crnn_step(cfg, k, channels, repeats, evaluate))
+        except Exception as err:  # noqa: BLE001 - e.g. out of memory: a result, not the end
+            log.error(name, err)
+
+
+def auto_chunk(config, k: int) -> dict:
+    shape = (129, config.time_bins, 1)
+    bytes_fn = functools.partial(steps.train_step_bytes, config.model, shape, config.batch_size,
+                                 config.learning_rate, config.loss)
+    return {"models": k, "models_in_parallel": steps.default_chunk(k, bytes_fn),
+            "per_model_bytes": bytes_fn(), "free_device_bytes": steps.free_device_bytes()}
+
+
+def load_clips(audio: list[Path], n: int, seconds: float) -> list[np.ndarray]:
+    from mer_jax import audio as audio_io
+    clips = [audio_io.load_clip(p, seconds=seconds, mono=False).samples for p in audio]
+    return [clips[i % len(clips)] for i in range(n)]
+
+
+def separation(audio: list[Path], cache_dir: Path, seconds: float, repeats: int) -> dict:
+    """Seconds per song of each preprocessing stage (U-Net batched on the device)."""
+    from mer_jax.features import opensmile_features
+    from mer_jax.features.spectrogram import spectrogram
+    from mer_jax.preprocess import PreprocessConfig
+    from mer_jax.separation import Spleeter4Separator
+    clips = load_clips(audio, 8, seconds)
+    separator = Spleeter4Separator(cache_dir)
+    out = {"clip_seconds": seconds}
+    for batch in (1, 8):
+        first, per_call = timed(lambda: separator.two_stems(clips[:batch], batch), repeats)
+        out[f"unet_batch{batch}_first_call_s"] = first
+        out[f"unet_batch{batch}_s_per_song"] = per_call / batch
+    twos = separator.two_stems(clips, 8)
+    start = time.perf_counter()
+    stems = [separator.finish(t) for t in twos[:2]]
+    out["hpss_split_s_per_song"] = (time.perf_counter() - start) / 2
+    config = PreprocessConfig.for_clip("spleeter4", seconds).spectrogram
+    waves = jnp.asarray(np.concatenate([clips[0].mean(axis=0)[None], stems[0]]))
+    _, out["spectrograms_s_per_song"] = timed(lambda: spectrogram(waves, config), repeats)
+    start = time.perf_counter()
+    for signal in np.asarray(waves):
+        opensmile_features.functionals(signal, 44_100)
+    out["opensmile_s_per_song"] = time.perf_counter() - start
+    return out
+
+
+def replicated_dataset(audio: list[Path], root: Path, songs: int) -> Path:
+    """``songs`` copies of the audio files under new ids, in the quadrant layout."""
+    lines = ["Song,Quadrant"]
+    for i in range(songs):
+        quadrant = f"Q{i % 4 + 1}"
+        source = audio[i % len(audio)]
+        (root / quadrant).mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / quadrant / f"S{i:04d}{source.suffix}")
+        lines.append(f"S{i:04d},{quadrant}")
+    (root / "annotations.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def preprocess_rate(audio: list[Path], work: Path, cache_dir: Path, songs: int, workers: int,
+                    seconds: float) -> dict:
+    from mer_jax.preprocess import PreprocessConfig, preprocess, separator_batch
+    from mer_jax.store import FeatureStore
+    data_dir = replicated_dataset(audio, work / "songs", songs)
+    config = PreprocessConfig.for_clip("spleeter4", seconds)
+    start = time.perf_counter()
+    path = preprocess(data_dir, config, cache_dir, workers=workers, progress=False)
+    elapsed = time.perf_counter() - start
+    store = FeatureStore(path)
+    return {"songs": songs, "done": len(store.done), "failed": len(store.failures()),
+            "workers": workers, "separator_batch": separator_batch("spleeter4", None),
+            "clip_seconds": seconds, "seconds": elapsed, "songs_per_min": 60 * songs / elapsed,
+            "store": str(path)}
+
+
+def forests(train_songs: int = PAPER_SONGS - PAPER_TEST) -> dict:
+    from mer_jax.features.opensmile_features import N_FEATURES
+    from mer_jax.forest import ForestConfig, make_forest
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 1, (train_songs, 4))
+    out = {"train_songs": train_songs, "cores": os.cpu_count()}
+    for name, width in (("mixed", N_FEATURES), ("sep", 4 * N_FEATURES)):
+        x = rng.normal(size=(train_songs, width)).astype(np.float32)
+        start = time.perf_counter()
+        make_forest(ForestConfig(), 0).fit(x, y)
+        out[f"{name}_fit_s"] = time.perf_counter() - start
+    return out
+
+
+def train_command(store: str, work: Path) -> dict:
+    """The real training command on this device (small config, short)."""
+    command = [sys.executable, "-m", "mer_jax.train", "--mode", "mixed", "--config", "small",
+               "--store", store, "--workdir", str(work / "train"), "--iterations", "2",
+               "--set", "epochs=1"]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=150)
+    run = {}
+    if (work / "train" / "run_mixed.json").is_file():
+        run = json.loads((work / "train" / "run_mixed.json").read_text())
+    return {"returncode": done.returncode, "seconds": time.perf_counter() - start,
+            "last_line": (done.stdout.strip().splitlines() or [""])[-1],
+            "stderr_tail": done.stderr[-600:] if done.returncode else "",
+            **{k: run.get(k) for k in ("backend", "convolutions", "models_in_parallel",
+                                       "models_computed", "devices", "step_seconds",
+                                       "train_step_compilations")}}
+
+
+def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict:
+    """The full paper experiment on PMEmo from the measured figures (seconds): per input, 10
+    models at the fastest measured per-model rate of any K (float32, paper topology)."""
+    def best(channels, kind):
+        hits = [r for r in rows if r["channels"] == channels and r["kind"] == kind
+                and r["dtype"] == "float32" and r.get("paper")]
+        return min(hits, key=lambda r: r["model_step_s"]) if hits else None
+    out = {}
+    mixed, sep, forward = best(1, "train step"), best(4, "train step"), best(1, "eval forward")
+    if mixed and sep:
+        steps_total = STEPS_PER_EPOCH * EPOCHS
+        evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
+        batches = -(-PAPER_TEST // 8)
+        eval_s = evals * batches * 10 * (forward["model_step_s"] if forward else 0.0)
+        out["crnn_s"] = (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
+                         + 2 * eval_s + mixed["compile_s"] + sep["compile_s"])
+        out["crnn_detail"] = (f"2 inputs x 10 models x {steps_total} steps at "
+                              f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "
+                              f"{sep['model_step_s']:.4f} s (sep, K={sep['k']}) per model-step; "
+                              f"{evals} validation passes of {batches} batches"
+                              + (f" at {forward['model_step_s']:.4f} s (K={forward['k']})"
+                                 if forward else " (not measured)"))
+    if forest:
+        out["forests_20_s"] = 10 * (forest["mixed_fit_s"] + forest["sep_fit_s"])
+        out["forests_40_s"] = 2 * out["forests_20_s"]
+    if "crnn_s" in out and forest:
+        out["experiment_20_forests_s"] = out["crnn_s"] + out["forests_20_s"]
+        out["experiment_40_forests_s"] = out["crnn_s"] + out["forests_40_s"]
+    if rate:
+        out["preprocessing_794_songs_s"] = 60 * PAPER_SONGS / rate["songs_per_min"]
+    return out
+
+
+class Log:
+    """Budget, skipped sections and the JSON written after each section."""
+
+    def __init__(self, out: Path, budget: float):
+        self.out, self.budget, self.start = out, budget, time.perf_counter()
+        self.result = {"skipped": [], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def over_budget(self, section: str) -> bool:
+        if self.elapsed() > self.budget:
+            self.result["skipped"].append(section)
+            self.write()
+            return True
+        return False
+
+    def note(self, key: str, value) -> None:
+        if key == "crnn":
+            self.result.setdefault("crnn", []).append(value)
+        else:
+            self.result[key] = value
+        self.result["elapsed_s"] = self.elapsed()
+        self.write()
+        print(f"[{self.elapsed():6.1f} s] {key}: {json.dumps(value, default=str)[:300]}",
+              flush=True)
+
+    def error(self, section: str, err: Exception) -> None:
+        import traceback
+        traceback.print_exc()
+        self.result.setdefault("errors", []).append(f"{section}: {type(err).__name__}: {err}")
+        self.write()
+
+    def write(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "accelerator.json").write_text(json.dumps(self.result, indent=1,
+                                                              default=str))
+
+
+def table(result: dict) -> str:
+    device, peak = result["device"], result.get("peaks", {})
+    lines = [f"{device['kind']} ({device['backend']}, jax {device['jax']}), convolutions: "
+             f"{device['convolutions']}; peaks TFLOP/s: "
+             + ", ".join(f"{k} {v / 1e12:.0f}" for k, v in peak.items()),
+             "| config | K | C | dtype | kind | compile s | first call s | s/step | s/model-step | "
+             "x vs K=1 | TFLOP/s | % of peak | compiled GB |", "|" + "---|" * 13]
+    base = {(r["paper"], r["channels"], r["dtype"], r["kind"]): r["model_step_s"]
+            for r in result.get("crnn", []) if r["k"] == 1}
+    for r in sorted(result.get("crnn", []), key=lambda r: (not r["paper"], r["kind"], r["dtype"],
+                                                            r["channels"], r["k"])):
+        one = base.get((r["paper"], r["channels"], r["dtype"], r["kind"]))
+        rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or float("nan")
+        ref = peak.get("bf16" if r["dtype"] == "bfloat16" else "f32")
+        lines.append(f"| {'paper' if r['paper'] else 'other'} | {r['k']} | {r['channels']} | "
+                     f"{r['dtype']} | {r['kind']} | {r['compile_s']:.1f} | "
+                     f"{r['first_call_s']:.1f} | {r['step_s']:.4f} | {r['model_step_s']:.4f} | "
+                     f"{one / r['model_step_s'] if one else float('nan'):.2f} | "
+                     f"{rate / 1e12:.1f} | {100 * rate / ref if ref else float('nan'):.0f}% | "
+                     f"{(r['compiled_bytes'] or 0) / 1e9:.1f} |")
+    for key in ("auto_chunk", "separation", "preprocess", "forests", "train", "projection"):
+        if key in result:
+            lines.append(f"{key}: " + ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in result[key].items() if k not in ("store", "stderr_tail")))
+    for line in result.get("errors", []):
+        lines.append(f"error: {line[:300]}")
+    if result["skipped"]:
+        lines.append(f"skipped (over budget): {', '.join(result['skipped'])}")
+    return "\n".join(lines)
+
+
+def widen_weights(fp16: Path, cache_dir: Path) -> None:
+    """The float16 .npz of the Spleeter weights -> the float32 cache file the separator reads."""
+    from mer_jax.separation.spleeter_weights import CHECKPOINTS
+    import hashlib
+    tag = hashlib.sha256("".join(d for _, d in CHECKPOINTS.values()).encode()).hexdigest()[:12]
+    target = cache_dir / "weights" / f"spleeter-2stems-{tag}.npz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with np.load(fp16) as data:
+        np.savez(target, **{k: data[k].astype(np.float32) for k in data.files})
+
+
+def section(log: Log, name: str, fn) -> object:
+    """Run one section unless over budget; a failure is recorded, never fatal."""
+    if log.over_budget(name):
+        return None
+    try:
+        value = fn()
+    except Exception as err:  # noqa: BLE001 - a benchmark section's failure is a result too
+        log.error(name, err)
+        return None
+    if value is not None:
+        log.note(name, value)
+    return value
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--audio", type=Path, required=True, help="folder of audio files")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "cache/accel")))
+    parser.add_argument("--budget", type=float, default=420.0,
+                        help="no section starts after this many seconds")
+    parser.add_argument("--config", default="paper")
+    parser.add_argument("--crnn", nargs="*", default=CRNN_FIRST, metavar="CONFIG:K:C:DTYPE[:eval]")
+    parser.add_argument("--crnn-more", nargs="*", default=CRNN_MORE,
+                        metavar="CONFIG:K:C:DTYPE[:eval]")
+    parser.add_argument("--auto-chunk-k", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--songs", type=int, default=80)
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--clip-seconds", type=float, default=45.0)
+    parser.add_argument("--weights-fp16", type=Path, default=None)
+    parser.add_argument("--peak-size", type=int, default=8192, help="matrix size of the peaks")
+    parser.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
+    args = parser.parse_args(argv)
+    log = Log(args.out, args.budget)
+    device = jax.local_devices()[0]
+    log.note("device", {"kind": device.device_kind, "backend": jax.default_backend(),
+                        "devices": jax.device_count(), "jax": jax.__version__,
+                        "convolutions": conv.status(), "cpus": os.cpu_count(),
+                        "machine": platform.machine(), "config": args.config,
+                        "xla_flags": os.environ.get("XLA_FLAGS", "")})
+    config = load_config(args.config)
+    audio = sorted(p for p in args.audio.iterdir() if p.suffix.lower() in (".mp3", ".wav",
+                                                                           ".flac"))
+    work = Path(tempfile.mkdtemp(prefix="mer-accel-"))
+    cache_dir = work / "cache"
+    if args.weights_fp16:
+        widen_weights(args.weights_fp16, cache_dir)
+    else:
+        cache_dir = REPO / "cache"
+    plans = crnn_plan(args.crnn), crnn_plan(args.crnn_more)
+    run = {
+        "peaks": lambda: peaks(args.peak_size),
+        "crnn": lambda: crnn(plans[0], args.repeats, log),
+        "separation": lambda: separation(audio, cache_dir, args.clip_seconds, 3),
+        "preprocess": lambda: preprocess_rate(audio, work, cache_dir, args.songs, args.workers,
+                                              args.clip_seconds),
+        "forests": forests,
+        "train": lambda: train_command(log.result["preprocess"]["store"], work),
+        "crnn_more": lambda: crnn(plans[1], args.repeats, log),
+        "auto_chunk": lambda: auto_chunk(config, args.auto_chunk_k),
+    }
+    for name, fn in run.items():
+        if name not in args.skip and (name != "train" or "preprocess" in log.result):
+            section(log, name, fn)
+    log.note("projection", projection(log.result.get("crnn", []), log.result.get("forests"),
+                                      log.result.get("preprocess")))
+    print(table(log.result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
