@@ -128,9 +128,9 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs(summary):
     import functools
 
     from mer_jax.training.steps import create_state, train_step
-    f32 = dataclasses.replace(load_config("configs/small.py").model, summary=summary)
+    f32 = dataclasses.replace(tiny_model(), summary=summary)
     bf16 = dataclasses.replace(f32, compute_dtype="bfloat16")
-    shape = (129, 256, 1)
+    shape = (129, 128, 1)
     params = init_params(f32, shape, jax.random.PRNGKey(0))
     assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(
         init_params(bf16, shape, jax.random.PRNGKey(0)))

@@ -30,13 +30,13 @@ class TrainConfig:
         trained together by one compiled step; the Random Forests take the same seeds.
     lr_schedule: "constant" (the paper) or "cosine" (linear warm-up over warmup_steps, then a
         cosine decay to 0 at the last step).
-    models_in_parallel: how many of the K models one compiled step vmaps together (the groups
-        are called in turn). None = one per device: 1 on one device, measured fastest per model
-        on a 2-core CPU (vmapped 2-4x slower) and on an H200 with the paper's CRNN (10 vmapped:
-        0.77x the per-model rate of one at a time; XLA's GPU autotuner failed compiling 20,
-        BENCHMARKS.md); on several devices (of one or more processes) each trains its own. "auto": on accelerators as many as fit in 80% of the devices' free
-        memory by the compiled train step's memory analysis (K when the devices do not report
-        their memory), 1 on CPU. An int: that many.
+    models_in_parallel: how many of the K models one compiled step vmaps together (the groups are
+        called in turn). None = one per device: 1 on one device, measured fastest per model on a
+        2-core CPU (vmapped 2-4x slower) and on an H200 with the paper's CRNN (10 vmapped: 0.77x the
+        per-model rate of one at a time; XLA's GPU autotuner failed compiling 20, BENCHMARKS.md); on
+        several devices (of one or more processes) each trains its own. "auto": on accelerators as
+        many as fit in 80% of the devices' free memory by the compiled train step's memory analysis
+        (K when the devices do not report their memory), 1 on CPU. An int: that many.
     """
 
     model: ModelConfig = ModelConfig()

@@ -146,15 +146,16 @@ class MultiModel:
     """K models (one per Monte-Carlo split or seed) trained in lockstep by one compiled program.
 
     The program is the vmapped step of ``chunk`` models; the K models are held as ceil(K / chunk)
-    stacked groups and the program is called once per group. chunk = K is one vmapped call. With several devices the model axis of a group is sharded over all of them:
-    a chunk that the device count does not divide is raised to the next multiple, and the models
-    are padded to whole groups with copies of the last model, trained alongside and dropped by
-    :meth:`merge` (never silently unsharded; ``padded_models`` says how many are computed).
-    chunk = 1 is the default: measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model step
-    runs 2-4x slower per model than separate calls (benchmarks/multi_model.py), and on an H200
-    10 vmapped paper CRNNs ran at 0.77x the per-model rate of one (benchmarks/accelerator.py;
-    the vmapped convolutions become grouped ones); the group of one model reuses the single
-    compiled program K times, with the scratch memory of one model: ``chunk`` bounds memory.
+    stacked groups and the program is called once per group. chunk = K is one vmapped call.
+    With several devices the model axis of a group is sharded over all of them: a chunk that the
+    device count does not divide is raised to the next multiple, and the models are padded to whole
+    groups with copies of the last model, trained alongside and dropped by :meth:`merge` (never
+    silently unsharded; ``padded_models`` says how many are computed). One model per device is the
+    default (chunk = 1 on one device): measured on XLA:CPU, a vmapped or ``lax.map``-ped multi-model
+    step runs 2-4x slower per model than separate calls (benchmarks/multi_model.py), and on an H200
+    10 vmapped paper CRNNs ran at 0.77x the per-model rate of one (benchmarks/accelerator.py; the
+    vmapped convolutions become grouped ones); the group of one model reuses the single compiled
+    program K times, with the scratch memory of one model: ``chunk`` bounds memory.
     """
 
     def __init__(self, model_config: ModelConfig, learning_rate: float | optax.Schedule, loss: str,
