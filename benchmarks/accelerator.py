@@ -398,10 +398,8 @@ def table(result: dict) -> str:
 
 def widen_weights(fp16: Path, cache_dir: Path) -> None:
     """The float16 .npz of the Spleeter weights -> the float32 cache file the separator reads."""
-    from mer_jax.separation.spleeter_weights import CHECKPOINTS
-    import hashlib
-    tag = hashlib.sha256("".join(d for _, d in CHECKPOINTS.values()).encode()).hexdigest()[:12]
-    target = cache_dir / "weights" / f"spleeter-2stems-{tag}.npz"
+    from mer_jax.separation.spleeter_weights import weights_file
+    target = weights_file(cache_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     with np.load(fp16) as data:
         np.savez(target, **{k: data[k].astype(np.float32) for k in data.files})

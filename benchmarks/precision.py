@@ -9,7 +9,8 @@ with the evaluation the experiment uses: per input, the mean and median per-song
 gate against the calibrated constant, then the paired difference between the two precisions
 over songs (Wilcoxon p, mean and largest |KL_bf16 - KL_f32|) and the largest difference between
 their predictions. The mixed-vs-sep verdict of each precision is printed when both inputs ran.
-Each run is cached in WORKDIR/<dtype> (a finished run is not retrained); writes
+Each run lives in WORKDIR/<dtype> and resumes from its checkpoints (a finished run is not
+retrained; its "train time" is then that of writing its predictions); writes
 WORKDIR/precision.json and prints the Markdown table last.
 """
 from __future__ import annotations
@@ -40,26 +41,27 @@ DTYPES = ("float32", "bfloat16")
 
 
 def run(config, store: Path, workdir: Path, modes, iterations: int) -> dict:
-    """Train (or reuse) each mode in each dtype; returns {dtype: (Evaluation, seconds)}."""
-    out = {}
+    """Train each mode in each dtype (a finished run resumes from its last checkpoint and only
+    writes its predictions again); returns {dtype: (Evaluation, seconds this call trained)}."""
     splits_path = workdir / "splits.json"
+    seconds = {}
     for dtype in DTYPES:
         cfg = apply_overrides(config, [f"model.compute_dtype={dtype}"])
         start = time.perf_counter()
         for mode in modes:
-            done = workdir / dtype / "predictions" / f"{mode}_iteration_{iterations - 1}.csv"
-            if not done.is_file():
-                train_and_evaluate(cfg, store, workdir / dtype, mode, iterations,
-                                   splits_path=splits_path)
-        seconds = time.perf_counter() - start
-        feature_store = FeatureStore(store)
-        splits = json.loads(splits_path.read_text())["splits"]
-        train_labels = baselines.training_labels_from_splits(splits, feature_store.ids,
-                                                             feature_store.labels)
+            train_and_evaluate(cfg, store, workdir / dtype, mode, iterations,
+                               splits_path=splits_path)
+        seconds[dtype] = time.perf_counter() - start
+    feature_store = FeatureStore(store)
+    splits = json.loads(splits_path.read_text())["splits"]
+    train_labels = baselines.training_labels_from_splits(splits, feature_store.ids,
+                                                         feature_store.labels)
+    out = {}
+    for dtype in DTYPES:
         folder = workdir / dtype / "predictions"
         tables = read_iterations(sorted(folder.glob("*_iteration_*.csv")))
         out[dtype] = (evaluate.evaluate_iterations(tables, "true", MIN_STD, train_labels,
-                                                   f"CRNN {dtype}"), seconds)
+                                                   f"CRNN {dtype}"), seconds[dtype])
     return out
 
 

