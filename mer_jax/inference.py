@@ -37,7 +37,7 @@ from mer_jax.features.model_input import MODES, input_channels, model_input
 from mer_jax.features.spectrogram import spectrogram
 from mer_jax.model import param_shapes, predict
 from mer_jax.predictions import table_key, table_name
-from mer_jax.separation import make_separator
+from mer_jax.separation import FILE_SEPARATORS, make_separator
 from mer_jax.store import FeatureStore
 from mer_jax.training.config import TrainConfig   # the saved config's schema (no training code)
 
@@ -228,8 +228,8 @@ class Prediction:
 class Predictor:
     """Applies one loaded model to audio files (see the module docstring).
 
-    separator: None = the one the model was trained with, except "oracle" (true stems, which an
-    arbitrary file does not have): then "spleeter4". hop_seconds: None = half a window.
+    separator: None = the one the model was trained with, except stems read from files ("oracle",
+    "stems:DIR", which an arbitrary file does not have): then "spleeter4". hop_seconds: None = half a window.
     """
 
     def __init__(self, model: LoadedModel, separator: str | None = None,
@@ -246,7 +246,7 @@ class Predictor:
         self._separator = None
         if model.mode == "sep":
             self.separator_name = separator or (
-                "spleeter4" if pre.separator == "oracle" else pre.separator)
+                "spleeter4" if pre.separator.startswith(FILE_SEPARATORS) else pre.separator)
             self._separator = make_separator(self.separator_name, cache_dir)
         self._apply = jax.jit(functools.partial(predict, model_config=model.config.model))
 

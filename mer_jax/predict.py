@@ -1,7 +1,7 @@
 """Predict the perceived emotion of audio files with a trained CRNN.
 
     python -m mer_jax.predict PATH... --checkpoint DIR [--mode mixed|sep] [--out FILE.csv|FILE.json]
-        [--iteration 1] [--seed S] [--hop-seconds S] [--separator spleeter4|oracle] [--min-std 0.01]
+        [--iteration 1] [--seed S] [--hop-seconds S] [--separator spleeter4|oracle|stems:DIR] [--min-std 0.01]
 
 PATH: audio files (any format libsndfile decodes, any length, sample rate and channel count) or
 folders, walked recursively for audio files. DIR: a training workdir (``mer_jax.train
@@ -37,7 +37,7 @@ from mer_jax.files import write_csv, write_json
 from mer_jax.inference import ModelLoadError, Prediction, PredictionError, Predictor, load_model
 from mer_jax.kl import MIN_STD
 from mer_jax.runtime import run_command
-from mer_jax.separation import SEPARATORS, SeparationError
+from mer_jax.separation import SeparationError, separator_name
 from mer_jax.features.model_input import MODES
 
 CSV_HEADER = ["path", *LABEL_NAMES]
@@ -184,8 +184,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="model seed of a run of several seeds (default: its first)")
     parser.add_argument("--hop-seconds", type=float, default=None,
                         help="between analysis windows (default: half a window)")
-    parser.add_argument("--separator", choices=SEPARATORS, default=None,
-                        help="sep models: default the training one (spleeter4 for oracle)")
+    parser.add_argument("--separator", type=separator_name, default=None,
+                        help="sep models: default the training one (spleeter4 for oracle and "
+                             "stems:DIR); stems:DIR reads DIR/<file name>/<stem>.wav ...")
     parser.add_argument("--min-std", type=float, default=MIN_STD)
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"),
                         help="where the separator's weights are cached")

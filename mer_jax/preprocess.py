@@ -27,31 +27,15 @@ from tqdm import tqdm
 
 from mer_jax import audio as audio_io
 from mer_jax import store as store_lib
-from mer_jax.data import Dataset, DatasetError, read_emomusic, read_pmemo, read_quadrant_folders
-from mer_jax.data.fourq import is_quadrant_layout
+from mer_jax.data import Dataset, DatasetError, read_dataset
 from mer_jax.features import opensmile_features
 from mer_jax.features.config import PreprocessConfig
 from mer_jax.features.spectrogram import spectrogram
-from mer_jax.separation import SeparationError, Spleeter4Separator, make_separator
+from mer_jax.separation import (SeparationError, Spleeter4Separator, make_separator,
+                                separator_fingerprint, separator_label)
 
 SEPARATOR_BATCH = 1    # songs per separator call on an accelerator: on an H200 8 songs per call
                        # took 0.049 s per song, one 0.030 s (BENCHMARKS.md)
-
-def read_dataset(data_dir: os.PathLike | str) -> Dataset:
-    """PMEmo layout (annotations/static_annotations.csv; also the synthetic dataset), emoMusic
-    (static_annotations.csv at the top) or quadrant-labelled folders (annotations.csv + Q1-Q4/,
-    the 4Q dataset)."""
-    data_dir = Path(data_dir)
-    if (data_dir / "annotations" / "static_annotations.csv").is_file():
-        return read_pmemo(data_dir)
-    if (data_dir / "static_annotations.csv").is_file():
-        return read_emomusic(data_dir)
-    if is_quadrant_layout(data_dir):
-        return read_quadrant_folders(data_dir)
-    raise DatasetError(f"{data_dir}: neither a PMEmo-layout folder "
-                       "(annotations/static_annotations.csv), an emoMusic folder nor a "
-                       "quadrant-labelled folder (annotations.csv + Q1/ ... Q4/)")
-
 
 def dataset_fingerprint(dataset: Dataset) -> dict:
     """What identifies the dataset: its songs' ids, labels and audio file names. (Each song's
@@ -71,11 +55,15 @@ def source_fingerprint(path: Path) -> str:
 
 def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config: PreprocessConfig,
                dataset: Dataset) -> tuple[Path, str]:
-    key = json.dumps({"config": config.to_dict(), "dataset": dataset_fingerprint(dataset)},
-                     sort_keys=True)
-    config_hash = hashlib.sha256(key.encode()).hexdigest()[:16]
+    """The store's path and config hash: the hash covers the config, the dataset's songs and,
+    for precomputed stems (``stems:DIR``), their files' fingerprint."""
+    key = {"config": config.to_dict(), "dataset": dataset_fingerprint(dataset)}
+    if (stems := separator_fingerprint(config.separator, dataset)) is not None:
+        key["separator_files"] = stems
+    config_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_dir).resolve().name) or "dataset"
-    return Path(cache_dir) / f"{stem}-{config.separator}-{config_hash}.zarr", config_hash
+    label = separator_label(config.separator)
+    return Path(cache_dir) / f"{stem}-{label}-{config_hash}.zarr", config_hash
 
 
 def mixed_inputs_hash(config: PreprocessConfig, dataset: Dataset) -> str:

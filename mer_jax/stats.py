@@ -90,3 +90,22 @@ def holm(p_values) -> np.ndarray:
         running = max(running, min(1.0, (m - rank) * p[idx]))
         adjusted[idx] = running
     return adjusted
+
+
+def median_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Distribution-free interval of a median from order statistics: (low, high, coverage).
+
+    With the n values sorted (NaNs left out), [x_(k), x_(n-k+1)] covers the population median with
+    probability 1 - 2 P(Binom(n, 1/2) <= k - 1); k is the largest rank whose coverage is still
+    >= ``level`` (so the coverage reported is at least ``level``: 96.1% for n = 9). NaNs when n
+    is too small for any such interval (n < 6 at 95%)."""
+    x = np.asarray(values, np.float64)
+    x = np.sort(x[~np.isnan(x)])
+    n = x.size
+    best = None
+    for k in range(1, n // 2 + 1):
+        coverage = 1 - 2 * scipy.stats.binom.cdf(k - 1, n, 0.5)
+        if coverage < level:
+            break
+        best = (float(x[k - 1]), float(x[n - k]), float(coverage))
+    return best or (float("nan"), float("nan"), float("nan"))

@@ -2,8 +2,8 @@
 evaluation -> report. Prints the report's path on its last line.
 
     python -m pipelines.experiment --config configs/NAME.py --data-dir DIR --workdir WORK \
-        [--separator spleeter4|oracle] [--cache-dir cache] [--iterations K] [--clip-seconds 45] \
-        [--distributed]
+        [--dataset auto|pmemo|emomusic|deam|csv|4q] [--separator spleeter4|oracle|stems:DIR] \
+        [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--distributed]
 
 WORK/splits.json          the Monte-Carlo splits, shared by the CRNN and the Random Forest
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
@@ -32,11 +32,12 @@ import numpy as np
 
 from mer_jax import audio as audio_io
 from mer_jax import baselines, distributed, evaluate, files, forest, report
+from mer_jax.data import DATASET_CHOICES, read_dataset
 from mer_jax.kl import MIN_STD
 from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
 from mer_jax.runtime import run_command
-from mer_jax.separation import SEPARATORS
+from mer_jax.separation import separator_name
 from mer_jax.store import FeatureStore
 from mer_jax.training import data
 from mer_jax.training.config import TrainConfig, apply_overrides, load_config
@@ -58,6 +59,7 @@ class ExperimentSettings:
     median: str = "true"
     min_std: float = DEFAULT_MIN_STD
     forest: forest.ForestConfig = forest.ForestConfig()
+    dataset: str = "auto"        # the reader (mer_jax.data.DATASETS), detected by default
 
 
 class Stages:
@@ -129,7 +131,7 @@ def _store_and_splits(settings: ExperimentSettings, k_models: int, progress: boo
     def make(show):
         path = preprocess(settings.data_dir, PreprocessConfig.for_clip(
             settings.separator, settings.clip_seconds), settings.cache_dir, settings.workers,
-            progress=show)
+            progress=show, dataset=read_dataset(settings.data_dir, settings.dataset))
         store = FeatureStore(path)
         return path, data.load_or_create_splits(
             settings.workdir / "splits.json", [store.ids[i] for i in store.done], k_models,
@@ -230,7 +232,11 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
                         help="a get_config() file, or a bundled config by name: paper, small")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--separator", choices=SEPARATORS, default="spleeter4")
+    parser.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
+                        help="the annotations' layout (default: detected from the folder)")
+    parser.add_argument("--separator", type=separator_name, default="spleeter4",
+                        help="spleeter4 (default), oracle (true stems) or stems:DIR (stems made "
+                             "by another tool, see mer_jax.separation.stems)")
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS)
     parser.add_argument("--iterations", type=int, default=None)
@@ -248,8 +254,8 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
     config = apply_overrides(load_config(args.config), args.overrides)
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
                               args.clip_seconds, args.iterations, args.workers, args.median,
-                              args.min_std, forest.ForestConfig(max_features=args.rf_max_features)
-                              ), args.distributed
+                              args.min_std, forest.ForestConfig(max_features=args.rf_max_features),
+                              args.dataset), args.distributed
 
 
 def _max_features(text: str) -> float | str:

@@ -1,10 +1,13 @@
 """Preprocess a dataset into its cached Zarr feature store; prints the store's path last.
 
-    python -m pipelines.preprocess --data-dir DIR --separator spleeter4|oracle \
-        [--cache-dir cache] [--workers N] [--clip-seconds 45] [--shard i/n]
+    python -m pipelines.preprocess --data-dir DIR [--dataset auto|pmemo|emomusic|deam|csv|4q] \
+        [--separator spleeter4|oracle|stems:STEMS_DIR] [--cache-dir cache] [--workers N] \
+        [--clip-seconds 45] [--shard i/n]
 
-DIR is a PMEmo-layout folder (real PMEmo2019, ../shared/data/PMEmo2019-mini, the synthetic
-dataset) or an emoMusic folder. Rerunning resumes: finished songs are kept, pending and failed
+DIR is any layout of mer_jax.data (PMEmo2019, emoMusic, DEAM, 4Q, a folder with an annotations.csv;
+detected unless --dataset names it). stems:STEMS_DIR reads stems made by another tool (Demucs,
+Open-Unmix, Wave-U-Net; layouts in mer_jax.separation.stems); a song without its four stems is
+recorded as failed, naming the missing ones. Rerunning resumes: finished songs are kept, pending and failed
 ones are (re)done. Failed songs are listed with their reasons and skipped, as are the songs the
 reader left out (e.g. no std annotation, no audio) and audio files no annotation names; the exit
 code is 1 only when no song (of the shard) could be processed.
@@ -30,9 +33,10 @@ import numpy as np
 
 from mer_jax import audio as audio_io
 from mer_jax.data import DatasetError
-from mer_jax.preprocess import PreprocessConfig, preprocess, read_dataset, shard_songs
+from mer_jax.data import DATASET_CHOICES, read_dataset
+from mer_jax.preprocess import PreprocessConfig, preprocess, shard_songs
 from mer_jax.runtime import run_command
-from mer_jax.separation import SEPARATORS
+from mer_jax.separation import separator_name
 from mer_jax.separation.spleeter_weights import WeightsError
 from mer_jax.store import DONE, FeatureStore, StoreError
 
@@ -52,7 +56,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.preprocess", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--separator", choices=SEPARATORS, default="spleeter4")
+    parser.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
+                        help="the annotations' layout (default: detected from the folder)")
+    parser.add_argument("--separator", type=separator_name, default="spleeter4",
+                        help="spleeter4 (default), oracle (true stems) or stems:DIR (stems made "
+                             "by another tool, see mer_jax.separation.stems)")
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS,
@@ -65,7 +73,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = PreprocessConfig.for_clip(args.separator, args.clip_seconds)
     try:
-        dataset = read_dataset(args.data_dir)
+        dataset = read_dataset(args.data_dir, args.dataset)
         path = preprocess(args.data_dir, config, args.cache_dir, workers=args.workers,
                           shard=args.shard, dataset=dataset, batch=args.separator_batch)
     except (DatasetError, StoreError, WeightsError) as err:

@@ -83,7 +83,8 @@ def test_store_contract(oracle_store, synth):
 
 
 def test_changed_config_never_reuses_a_store(oracle_store, synth, tmp_path):
-    from mer_jax.preprocess import read_dataset, store_path
+    from mer_jax.data import read_dataset
+    from mer_jax.preprocess import store_path
     dataset = read_dataset(synth)
     same, _ = store_path(oracle_store.parent, synth, PreprocessConfig.for_clip("oracle", CLIP), dataset)
     other, _ = store_path(oracle_store.parent, synth, PreprocessConfig.for_clip("oracle", 1.5), dataset)
@@ -231,3 +232,60 @@ def test_batched_separation_in_the_parent_gives_the_same_store(pmemo_mini, tmp_p
         a, b = plain.array(name)[:3], batched.array(name)[:3]
         scale = np.abs(a).max(axis=tuple(range(1, a.ndim)), keepdims=True) + 1e-12
         assert np.max(np.abs(a - b) / scale) < 1e-3, name
+
+
+def _stems_dir(synth, root, layout="demucs"):
+    """The synthetic songs' true stems as another tool would write them (links, not copies)."""
+    for song_dir in sorted((synth / "stems").iterdir()):
+        for wav in song_dir.glob("*.wav"):
+            if layout == "demucs":       # separated/htdemucs/<track>/<stem>.wav
+                target = root / song_dir.name / wav.name
+            else:                        # Wave-U-Net: <file name>_<stem>.wav
+                target = root / f"{song_dir.name}.wav_{wav.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(wav)
+    return root
+
+
+def test_precomputed_stems_give_the_oracle_store(oracle_store, synth, tmp_path):
+    """stems:DIR reads another tool's stems: here the true ones, so the store's stems and
+    features equal the oracle's; a song without its four stems is a recorded failure naming
+    the missing stem, and changed stems make a new store."""
+    from mer_jax.separation import separator_name
+    stems = _stems_dir(synth, tmp_path / "separated" / "htdemucs")
+    name = separator_name(f"stems:{stems}")
+    assert name == f"stems:{stems.resolve()}"
+    path = preprocess(synth, PreprocessConfig.for_clip(name, CLIP), tmp_path / "cache",
+                      progress=False)
+    assert path.name.startswith("synth-stems-htdemucs-")
+    ours, oracle = FeatureStore(path), FeatureStore(oracle_store)
+    assert list(ours.status) == [DONE] * 4
+    for name_ in ARRAYS:
+        np.testing.assert_array_equal(ours.array(name_)[:], oracle.array(name_)[:])
+    (stems / "2" / "bass.wav").unlink()
+    again = preprocess(synth, PreprocessConfig.for_clip(name, CLIP), tmp_path / "cache",
+                       progress=False)
+    assert again != path       # the stems' fingerprint is part of the store's hash
+    store = FeatureStore(again)
+    assert list(store.status) == [DONE, FAILED, DONE, DONE]
+    assert store.failures()["2"] == (f"song 2: stems incomplete in {stems / '2'}: missing bass "
+                                     "(found vocals, drums, other)")
+
+
+def test_wave_u_net_layout_and_short_stems(synth, tmp_path):
+    from mer_jax.separation import SeparationError, make_separator
+    stems = _stems_dir(synth, tmp_path / "waveunet", layout="waveunet")
+    separator = make_separator(f"stems:{stems}")
+    clip = audio.load_clip(synth / "chorus" / "1.wav", seconds=CLIP, mono=False).samples
+    truth = np.stack([audio.load_clip(synth / "stems" / "1" / f"{s}.wav", seconds=CLIP).samples
+                      for s in ("vocals", "bass", "drums", "other")])
+    np.testing.assert_array_equal(separator(clip, synth / "chorus" / "1.wav", "1"), truth)
+    short = tmp_path / "short" / "1"
+    short.mkdir(parents=True)
+    for s, x in zip(("vocals", "bass", "drums", "other"), truth):
+        audio.write_wav(short / f"{s}.wav", x[: x.size // 4])
+    with pytest.raises(SeparationError, match=r"song 1: stems shorter than the 2.0 s of its "
+                                              r"audio used: vocals 0.5 s"):
+        make_separator(f"stems:{short.parent}")(clip, synth / "chorus" / "1.wav", "1")
+    with pytest.raises(SeparationError, match="song 9: no stems in"):
+        separator(clip, synth / "chorus" / "9.wav", "9")

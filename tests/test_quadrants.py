@@ -7,7 +7,7 @@ import pytest
 
 from mer_jax import quadrants
 from mer_jax.data import DatasetError, read_quadrant_folders
-from mer_jax.preprocess import read_dataset
+from mer_jax.data import read_dataset
 
 
 def test_reads_the_4q_dev_set(shared_data):

@@ -137,4 +137,33 @@ def test_separation_quality_cli(shared_data, tmp_path, capsys):
     assert "inf" in last  # the true stems are a perfect separation
     rows = (tmp_path / "q.csv").read_text().splitlines()
     assert rows[0] == "track,vocals,bass,drums,other" and rows[1].startswith(SO_EASY)
-    assert rows[-1].startswith("median,") and len(rows) == 3
+    assert [r.split(",")[0] for r in rows[2:]] == ["median", "ci95_low", "ci95_high"]
+
+
+def test_separation_quality_scores_precomputed_stems(shared_data, tmp_path, capsys):
+    """stems:DIR (here the true stems, as links) is scored like any separator; a track whose
+    stems are incomplete is listed with its reason and left out; the interval needs 6 tracks."""
+    musdb, stems = tmp_path / "musdb", tmp_path / "stems"
+    musdb.mkdir()
+    tracks = sorted((shared_data / "musdb18-7s").iterdir())[:7]
+    for track in tracks:
+        (musdb / track.name).symlink_to(track)
+        (stems / track.name).mkdir(parents=True)
+        for stem in ("vocals", "bass", "drums", "other"):
+            (stems / track.name / f"{stem}.flac").symlink_to(track / f"{stem}.flac")
+    (stems / tracks[0].name / "drums.flac").unlink()
+    assert separation_quality.main(["--musdb-dir", str(musdb),
+                                    "--separator", f"stems:{stems}"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].startswith(tracks[0].name[:35]) and "failed:" in lines[1]
+    assert "missing drums" in lines[1]
+    assert lines[-2].startswith("95% interval of the median (96.9%)")   # 6 tracks: min..max
+    assert lines[-1].startswith(f"median SDR dB, stems:{stems.resolve()}, 6 tracks")
+
+
+def test_median_interval_from_order_statistics():
+    from mer_jax.stats import median_interval
+    low, high, coverage = median_interval(np.arange(1.0, 10.0))    # 9 values: ranks 2 and 8
+    assert (low, high) == (2.0, 8.0) and abs(coverage - (1 - 20 / 512)) < 1e-12
+    assert np.isnan(median_interval(np.arange(5.0))[0])            # no 95% interval from 5
+    assert median_interval([1.0, np.nan, np.inf, 2, 3, 4, 5, 6])[:2] == (1.0, np.inf)

@@ -9,50 +9,32 @@ outside [1, 9] (std outside [0, 8]) raise DatasetError.
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
-from mer_jax.data.songs import (Dataset, DatasetError, Skipped, Song, check_range, check_unique,
-                                normalize_song_id, parse_label, sort_key)
+from mer_jax.data.songs import (SCALES, Dataset, Skipped, Song, check_unique, normalize_song_id,
+                                read_rows, scaled_labels, sort_key)
 
 ANNOTATIONS = "static_annotations.csv"
 CLIP_DIRS = ("clips", "clips_45seconds")
-SCALE_MIN, SCALE_MAX = 1.0, 9.0
 COLUMNS = {"valence_mean": "mean_valence", "arousal_mean": "mean_arousal",
            "valence_std": "std_valence", "arousal_std": "std_arousal"}
 
 
-def _to_unit(key: str, value: float) -> float:
-    span = SCALE_MAX - SCALE_MIN
-    return (value - SCALE_MIN) / span if key.endswith("mean") else value / span
+def is_emomusic_layout(root: os.PathLike | str) -> bool:
+    return (Path(root) / ANNOTATIONS).is_file()
 
 
 def read_emomusic(root: os.PathLike | str) -> Dataset:
     root = Path(root)
     path = root / ANNOTATIONS
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, skipinitialspace=True)
-        header = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in ("song_id", *COLUMNS.values()) if c not in header]
-        if missing:
-            raise DatasetError(f"{path}: missing columns {missing} (header: {header})")
-        rows = [{k.strip(): (v or "") for k, v in r.items() if k} for r in reader]
+    rows = read_rows(path, ("song_id", *COLUMNS.values()))
     ids = [normalize_song_id(r["song_id"]) for r in rows]
     check_unique(ids, path)
     clip_dir = next((root / d for d in CLIP_DIRS if (root / d).is_dir()), root / CLIP_DIRS[0])
     songs, skipped = [], []
     for song_id, row in sorted(zip(ids, rows), key=lambda item: sort_key(item[0])):
-        values = {}
-        for key, column in COLUMNS.items():
-            value = parse_label(row[column], song_id=song_id, column=column, source=path)
-            if value is not None:
-                low, high = (SCALE_MIN, SCALE_MAX) if key.endswith("mean") else (0.0, SCALE_MAX - SCALE_MIN)
-                check_range(song_id, column, value, path, low, high)
-                value = _to_unit(key, value)
-            values[key] = value
+        values = scaled_labels(row, COLUMNS, song_id=song_id, source=path, scale=SCALES["1-9"])
         audio = clip_dir / f"{song_id}.mp3"
         if any(v is None for v in values.values()):
             skipped.append(Skipped(song_id, "missing annotation value"))

@@ -17,24 +17,20 @@ from pathlib import Path
 
 from mer_jax.audio import AUDIO_SUFFIXES
 from mer_jax.data.songs import (Dataset, DatasetError, Skipped, Song, check_range, check_unique,
-                                normalize_song_id, parse_label, sort_key)
+                                normalize_song_id, parse_label, read_rows, sort_key)
 
 MEAN_FILE = Path("annotations/static_annotations.csv")
 STD_FILE = Path("annotations/static_annotations_std.csv")
 AUDIO_DIR = Path("chorus")
 
 
+def is_pmemo_layout(root: os.PathLike | str) -> bool:
+    return (Path(root) / MEAN_FILE).is_file()
+
+
 def _read_table(path: Path, columns: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """Rows of a CSV keyed by normalized musicId; checks the columns and duplicate ids."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in ("musicId",) + columns if c not in header]
-        if missing:
-            raise DatasetError(f"{path}: missing columns {missing} (header: {header})")
-        rows = [{k.strip(): (v or "") for k, v in row.items() if k} for row in reader]
+    rows = read_rows(path, ("musicId",) + columns)
     ids = [normalize_song_id(r["musicId"]) for r in rows]
     check_unique(ids, path)
     return dict(zip(ids, rows))

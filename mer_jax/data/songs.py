@@ -5,6 +5,7 @@ as the model's targets: (valence mean, arousal mean, valence std, arousal std).
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 from pathlib import Path
@@ -12,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 LABEL_NAMES = ("valence_mean", "arousal_mean", "valence_std", "arousal_std")
+# rating scales an annotation file may use; labels are mapped to 0-1 (mean -> (mean - low) / span,
+# std -> std / span, span = high - low)
+SCALES = {"0-1": (0.0, 1.0), "1-9": (1.0, 9.0)}
 STEM_ORDER = ("vocals", "bass", "drums", "other")   # the paper's (and Spleeter's) stem order
 
 
@@ -112,3 +116,34 @@ def check_range(song_id: str, column: str, value: float, source: Path,
 def sort_key(song_id: str):
     """Numeric ids sort numerically, others after them alphabetically."""
     return (0, int(song_id), "") if song_id.isdigit() else (1, 0, song_id)
+
+
+def read_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """A CSV's rows as dicts with stripped column names and cells (DEAM's header has spaces
+    after its commas); DatasetError when the file or a ``required`` column is missing."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: annotation file not found")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DatasetError(f"{path}: missing columns {missing} (header: {header})")
+        return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+
+
+def scaled_labels(row: dict[str, str], columns: dict[str, str], *, song_id: str, source: Path,
+                  scale: tuple[float, float]) -> dict[str, float | None]:
+    """One row's label cells (``columns``: label name -> column) on the 0-1 scale, None where
+    empty. Means must lie in [low, high] and stds in [0, high - low] of ``scale``."""
+    low, high = scale
+    span = high - low
+    values = {}
+    for key, column in columns.items():
+        value = parse_label(row.get(column), song_id=song_id, column=column, source=source)
+        if value is not None:
+            is_mean = key.endswith("mean")
+            check_range(song_id, column, value, source, *((low, high) if is_mean else (0.0, span)))
+            value = (value - low) / span if is_mean else value / span
+        values[key] = value
+    return values

@@ -6,6 +6,8 @@
   paper's Wave-U-Net, whose 4-stem weights cannot be obtained offline.
 * ``oracle``: the dataset's true stems - ``<root>/stems/<id>/<stem>.wav`` (the synthetic dataset)
   or ``<stem>.wav|flac`` beside the mixture (MUSDB-style folders).
+* ``stems:DIR``: stems made by any tool (Demucs, Open-Unmix, the paper's Wave-U-Net...), read
+  from DIR in the layouts listed in ``mer_jax.separation.stems``.
 
 Every separator maps a clip ``(channels, n)`` at 44.1 kHz that starts ``start`` samples into the
 song at ``audio_path`` to mono stems ``(4, n)`` float32 in STEM_ORDER (``start`` matters to the
@@ -14,20 +16,23 @@ oracle, which reads the same span of the true stems; prediction windows past the
 """
 from __future__ import annotations
 
+import argparse
 import os
+import re
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from mer_jax import audio as audio_io
 from mer_jax.data.songs import STEM_ORDER
+from mer_jax.separation.stems import PREFIX, OracleSeparator, SeparationError, StemsSeparator
 
-SEPARATORS = ("spleeter4", "oracle")
+__all__ = ["SEPARATORS", "FILE_SEPARATORS", "STEM_ORDER", "SeparationError", "Separator",
+           "OracleSeparator", "StemsSeparator", "Spleeter4Separator", "make_separator",
+           "separator_name", "separator_label", "separator_fingerprint"]
 
-
-class SeparationError(RuntimeError):
-    """A song that cannot be separated; the message names the song and the reason."""
+SEPARATORS = ("spleeter4", "oracle")        # and stems:DIR (mer_jax.separation.stems)
+FILE_SEPARATORS = ("oracle", PREFIX)        # stems read from files: none for a new song
 
 
 class Separator(Protocol):
@@ -36,45 +41,6 @@ class Separator(Protocol):
     def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
                  start: int = 0) -> np.ndarray:
         """``(channels, n)`` -> ``(4, n)`` mono stems in STEM_ORDER."""
-
-
-class OracleSeparator:
-    """The true stems, decoded and cut/padded like the clip: samples [start, start + n)."""
-
-    name = "oracle"
-
-    def __init__(self, sample_rate: int = audio_io.SAMPLE_RATE):
-        self.sample_rate = sample_rate
-
-    @staticmethod
-    def stem_paths(audio_path: Path, song_id: str) -> dict[str, Path] | None:
-        audio_path = Path(audio_path)
-        candidates = [audio_path.parent.parent / "stems" / song_id, audio_path.parent]
-        for folder in candidates:
-            found = {}
-            for stem in STEM_ORDER:
-                hits = [folder / f"{stem}{ext}" for ext in (".wav", ".flac")
-                        if (folder / f"{stem}{ext}").is_file()]
-                if not hits:
-                    break
-                found[stem] = hits[0]
-            if len(found) == len(STEM_ORDER):
-                return found
-        return None
-
-    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
-                 start: int = 0) -> np.ndarray:
-        paths = self.stem_paths(audio_path, song_id)
-        if paths is None:
-            raise SeparationError(f"song {song_id}: no true stems (looked for stems/{song_id}/"
-                                  f"<stem>.wav and <stem>.wav|flac beside {audio_path})")
-        n = clip.shape[-1]
-        stems = []
-        for stem in STEM_ORDER:
-            loaded = audio_io.load_clip(paths[stem], sample_rate=self.sample_rate,
-                                        seconds=(start + n) / self.sample_rate, min_seconds=0.0)
-            stems.append(audio_io.fix_length(loaded.samples[start:], n))
-        return np.stack(stems).astype(np.float32)
 
 
 class Spleeter4Separator:
@@ -116,4 +82,36 @@ def make_separator(name: str, cache_dir: os.PathLike | str = "cache") -> Separat
         return OracleSeparator()
     if name == "spleeter4":
         return Spleeter4Separator(cache_dir)
-    raise ValueError(f"unknown separator {name!r}; choose from {SEPARATORS}")
+    if name.startswith(PREFIX):
+        return StemsSeparator(Path(name[len(PREFIX):]))
+    raise ValueError(f"unknown separator {name!r}; choose from {', '.join(SEPARATORS)} or "
+                     f"{PREFIX}DIR")
+
+
+def separator_name(text: str) -> str:
+    """A separator as given on a command line -> its canonical name (``stems:DIR`` with DIR
+    made absolute); argparse.ArgumentTypeError when unknown or DIR is not a folder."""
+    if text in SEPARATORS:
+        return text
+    if text.startswith(PREFIX):
+        folder = Path(text[len(PREFIX):]).expanduser()
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: {folder} is not a folder")
+        return PREFIX + str(folder.resolve())
+    raise argparse.ArgumentTypeError(f"unknown separator {text!r}; choose from "
+                                     f"{', '.join(SEPARATORS)} or {PREFIX}DIR")
+
+
+def separator_label(name: str) -> str:
+    """A file-name-safe label: ``stems:/data/separated/htdemucs`` -> ``stems-htdemucs``."""
+    if name.startswith(PREFIX):
+        name = "stems-" + Path(name[len(PREFIX):]).name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def separator_fingerprint(name: str, songs) -> str | None:
+    """What besides its name identifies a separator's output for ``songs``: the stem files'
+    digest for ``stems:DIR``, None for the others (their code and weights are versioned)."""
+    if name.startswith(PREFIX):
+        return StemsSeparator(Path(name[len(PREFIX):])).fingerprint(songs)
+    return None

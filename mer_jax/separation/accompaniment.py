@@ -24,10 +24,14 @@ from mer_jax.separation.spleeter import N_FFT, istft, stft
 
 @dataclasses.dataclass(frozen=True)
 class HPSSConfig:
+    """Chosen on the 9 MUSDB18 previews and 12 synthetic songs (README, *Separation*): against
+    the first split (percussive_bins 17, 250 Hz, 0.5 octaves) the median SDR of bass rose from
+    2.17 to 4.58 dB and drums from 3.13 to 4.12 dB on the previews, other 3.03 -> 3.04."""
+
     harmonic_frames: int = 17       # ~0.4 s at hop 1024 / 44.1 kHz
-    percussive_bins: int = 17       # ~180 Hz at n_fft 4096
-    bass_cutoff_hz: float = 250.0
-    crossover_width: float = 0.5    # octaves
+    percussive_bins: int = 7        # ~75 Hz at n_fft 4096: a bass note's partial stays harmonic
+    bass_cutoff_hz: float = 225.0
+    crossover_width: float = 1.5    # octaves: a gentle crossover shares 110-450 Hz
     sample_rate: int = 44_100
 
 

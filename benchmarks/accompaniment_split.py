@@ -1,0 +1,92 @@
+"""The spleeter4 accompaniment split's settings, scored side by side (issue 17).
+
+    python benchmarks/accompaniment_split.py [--musdb-dir ../shared/data/musdb18-7s] \
+        [--synth-songs 12] [--cache-dir cache]
+
+Spleeter's 2-stem U-Net runs once per song; then each HPSSConfig variant below splits the same
+accompaniment into drums / bass / other (mer_jax.separation.accompaniment) and is scored with
+the separation-quality SDR (median over 1 s windows, then over songs) on the MUSDB previews and
+on synthetic songs with true stems. Prints one row per variant: vocals / bass / drums / other on
+each set (vocals do not depend on the split).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mer_jax import audio as audio_io                                   # noqa: E402
+from mer_jax.data.songs import STEM_ORDER                               # noqa: E402
+from mer_jax.data.synth import SynthConfig, write_dataset               # noqa: E402
+from mer_jax.separation.accompaniment import HPSSConfig, split_accompaniment  # noqa: E402
+from mer_jax.separation.quality import track_sdr                        # noqa: E402
+
+FIRST = HPSSConfig(percussive_bins=17, bass_cutoff_hz=250.0, crossover_width=0.5)  # version 2
+VARIANTS = {
+    "first split (preprocessing v2)": FIRST,
+    "percussive 7 bins (~75 Hz)": dataclasses.replace(FIRST, percussive_bins=7),
+    "  + crossover 225 Hz, 1.5 oct (default)": HPSSConfig(),
+    "  + crossover 200 Hz, 1.0 oct": HPSSConfig(bass_cutoff_hz=200.0, crossover_width=1.0),
+    "  + crossover 160 Hz, 0.5 oct": HPSSConfig(bass_cutoff_hz=160.0, crossover_width=0.5),
+    "  + harmonic 35 frames (~0.8 s)": HPSSConfig(harmonic_frames=35),
+    "percussive 5 bins (~55 Hz)": HPSSConfig(percussive_bins=5),
+    "percussive 9 bins (~95 Hz)": HPSSConfig(percussive_bins=9),
+}
+
+
+def _songs(musdb: Path, synth: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """set -> [(stereo mixture (2, n), true stems (4, n))]."""
+    sets = {"musdb": [], "synth": []}
+    for track in sorted(p.parent for p in musdb.glob("*/mixture.*")):
+        mix = audio_io.load_clip(next(track.glob("mixture.*")), seconds=None, mono=False).samples
+        sets["musdb"].append((mix, np.stack([audio_io.fix_length(audio_io.load_clip(
+            next(track.glob(f"{s}.*")), seconds=None).samples, mix.shape[-1]) for s in STEM_ORDER])))
+    for wav in sorted((synth / "chorus").glob("*.wav")):
+        mix = audio_io.load_clip(wav, seconds=None, mono=False).samples
+        sets["synth"].append((mix, np.stack([audio_io.load_clip(
+            synth / "stems" / wav.stem / f"{s}.wav", seconds=None).samples for s in STEM_ORDER])))
+    return sets
+
+
+def _median_sdr(songs, twos, config: HPSSConfig) -> np.ndarray:
+    """Median over songs of each stem's SDR (STEM_ORDER) with this split of the accompaniment."""
+    sdr = []
+    for (_, truth), two in zip(songs, twos):
+        split = split_accompaniment(two["accompaniment"], config)
+        estimate = np.stack([two["vocals"], split["bass"], split["drums"], split["other"]])
+        sdr.append(track_sdr(truth, estimate))
+    return np.nanmedian(np.stack(sdr), axis=0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--musdb-dir", type=Path, default=REPO.parent / "shared/data/musdb18-7s")
+    parser.add_argument("--synth-songs", type=int, default=12)
+    parser.add_argument("--cache-dir", type=Path, default=REPO / "cache")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        synth = Path(tmp) / "synth"   # before JAX starts: the generator's pool forks
+        write_dataset(synth, SynthConfig(n=args.synth_songs, seconds=8.0, seed=7), progress=False)
+        sets = _songs(args.musdb_dir, synth)
+    from mer_jax.separation.spleeter import Spleeter2Stems
+    from mer_jax.separation.spleeter_weights import load_weights
+    spleeter = Spleeter2Stems(load_weights(args.cache_dir))
+    two = {name: [spleeter(mix) for mix, _ in songs] for name, songs in sets.items()}
+    print(f"{'variant':<42}" + "".join(f"{f'{n} (' + str(len(sets[n])) + ')':>30}" for n in sets))
+    for label, config in VARIANTS.items():
+        cells = [" ".join(f"{v:6.2f}" for v in _median_sdr(sets[name], two[name], config))
+                 for name in sets]
+        print(f"{label:<42}" + "".join(f"{c:>30}" for c in cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
