@@ -46,8 +46,10 @@ def _songs(musdb: Path, synth: Path) -> dict[str, list[tuple[np.ndarray, np.ndar
     sets = {"musdb": [], "synth": []}
     for track in sorted(p.parent for p in musdb.glob("*/mixture.*")):
         mix = audio_io.load_clip(next(track.glob("mixture.*")), seconds=None, mono=False).samples
-        sets["musdb"].append((mix, np.stack([audio_io.fix_length(audio_io.load_clip(
-            next(track.glob(f"{s}.*")), seconds=None).samples, mix.shape[-1]) for s in STEM_ORDER])))
+        truth = [audio_io.load_clip(next(track.glob(f"{s}.*")), seconds=None).samples
+                 for s in STEM_ORDER]
+        sets["musdb"].append((mix, np.stack([audio_io.fix_length(t, mix.shape[-1])
+                                             for t in truth])))
     for wav in sorted((synth / "chorus").glob("*.wav")):
         mix = audio_io.load_clip(wav, seconds=None, mono=False).samples
         sets["synth"].append((mix, np.stack([audio_io.load_clip(

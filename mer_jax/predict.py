@@ -37,7 +37,7 @@ from mer_jax.files import write_csv, write_json
 from mer_jax.inference import ModelLoadError, Prediction, PredictionError, Predictor, load_model
 from mer_jax.kl import MIN_STD
 from mer_jax.runtime import run_command
-from mer_jax.separation import SeparationError, separator_name
+from mer_jax.separation import SeparationError, separator_name, use_weights_dir
 from mer_jax.features.model_input import MODES
 
 CSV_HEADER = ["path", *LABEL_NAMES]
@@ -187,11 +187,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--separator", type=separator_name, default=None,
                         help="sep models: default the training one (spleeter4 for oracle and "
                              "stems:DIR); stems:DIR reads DIR/<file name>/<stem>.wav ...")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="folder of Open-Unmix's released weights (umxhq/umxl; default "
+                             "$MER_JAX_WEIGHTS)")
     parser.add_argument("--min-std", type=float, default=MIN_STD)
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"),
                         help="where the separator's weights are cached")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    use_weights_dir(args.weights_dir)
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
         parser.error(f"--out must end in .csv or .json, not {args.out.name!r}")
     if args.min_std <= 0:

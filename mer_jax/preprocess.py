@@ -31,8 +31,9 @@ from mer_jax.data import Dataset, DatasetError, read_dataset
 from mer_jax.features import opensmile_features
 from mer_jax.features.config import PreprocessConfig
 from mer_jax.features.spectrogram import spectrogram
-from mer_jax.separation import (SeparationError, Spleeter4Separator, make_separator,
+from mer_jax.separation import (OPEN_UNMIX, SeparationError, Spleeter4Separator, make_separator,
                                 separator_fingerprint, separator_label)
+from mer_jax.separation.openunmix_weights import load_weights as load_open_unmix
 
 SEPARATOR_BATCH = 1    # songs per separator call on an accelerator: on an H200 8 songs per call
                        # took 0.049 s per song, one 0.030 s (BENCHMARKS.md)
@@ -216,6 +217,8 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
         label = config.separator + ("" if shard[1] == 1 else f", shard {shard[0]}/{shard[1]}")
         bar = tqdm(total=stop - start, initial=stop - start - len(todo), unit="song",
                    desc=f"preprocessing ({label})", disable=not progress)
+        if todo and config.separator in OPEN_UNMIX:   # a clear error before any worker starts
+            load_open_unmix(config.separator)
         if (batch := separator_batch(config.separator, batch)) and todo:
             _pipelined(root, todo, songs, config, str(cache_dir), max(workers, 1), batch, bar)
         elif workers <= 1 or len(todo) <= 1:

@@ -2,7 +2,8 @@
 evaluation -> report. Prints the report's path on its last line.
 
     python -m pipelines.experiment --config configs/NAME.py --data-dir DIR --workdir WORK \
-        [--dataset auto|pmemo|emomusic|deam|csv|4q] [--separator spleeter4|oracle|stems:DIR] \
+        [--dataset auto|pmemo|emomusic|deam|csv|4q] [--weights-dir W] \
+        [--separator spleeter4|umxhq|umxl|oracle|stems:DIR] \
         [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--distributed]
 
 WORK/splits.json          the Monte-Carlo splits, shared by the CRNN and the Random Forest
@@ -32,16 +33,17 @@ import numpy as np
 
 from mer_jax import audio as audio_io
 from mer_jax import baselines, distributed, evaluate, files, forest, report
-from mer_jax.data import DATASET_CHOICES, read_dataset
+from mer_jax.data import read_dataset
 from mer_jax.kl import MIN_STD
 from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
 from mer_jax.runtime import run_command
-from mer_jax.separation import separator_name
+from mer_jax.separation import use_weights_dir
 from mer_jax.store import FeatureStore
 from mer_jax.training import data
 from mer_jax.training.config import TrainConfig, apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
+from pipelines.preprocess import add_source_arguments
 
 DEFAULT_MIN_STD = MIN_STD
 
@@ -232,11 +234,7 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
                         help="a get_config() file, or a bundled config by name: paper, small")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
-                        help="the annotations' layout (default: detected from the folder)")
-    parser.add_argument("--separator", type=separator_name, default="spleeter4",
-                        help="spleeter4 (default), oracle (true stems) or stems:DIR (stems made "
-                             "by another tool, see mer_jax.separation.stems)")
+    add_source_arguments(parser)
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS)
     parser.add_argument("--iterations", type=int, default=None)
@@ -251,6 +249,7 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
     parser.add_argument("--distributed", action="store_true",
                         help="one of the processes of a multi-host job (see mer_jax.distributed)")
     args = parser.parse_args(argv)
+    use_weights_dir(args.weights_dir)
     config = apply_overrides(load_config(args.config), args.overrides)
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
                               args.clip_seconds, args.iterations, args.workers, args.median,

@@ -1,14 +1,16 @@
 """Preprocess a dataset into its cached Zarr feature store; prints the store's path last.
 
     python -m pipelines.preprocess --data-dir DIR [--dataset auto|pmemo|emomusic|deam|csv|4q] \
-        [--separator spleeter4|oracle|stems:STEMS_DIR] [--cache-dir cache] [--workers N] \
-        [--clip-seconds 45] [--shard i/n]
+        [--separator spleeter4|umxhq|umxl|oracle|stems:STEMS_DIR] [--weights-dir W] \
+        [--cache-dir cache] [--workers N] [--clip-seconds 45] [--shard i/n]
 
 DIR is any layout of mer_jax.data (PMEmo2019, emoMusic, DEAM, 4Q, a folder with an annotations.csv;
 detected unless --dataset names it). stems:STEMS_DIR reads stems made by another tool (Demucs,
 Open-Unmix, Wave-U-Net; layouts in mer_jax.separation.stems); a song without its four stems is
-recorded as failed, naming the missing ones. Rerunning resumes: finished songs are kept, pending and failed
-ones are (re)done. Failed songs are listed with their reasons and skipped, as are the songs the
+recorded as failed, naming the missing ones. umxhq/umxl (Open-Unmix) read their released weights
+from --weights-dir or $MER_JAX_WEIGHTS (mer_jax.separation.openunmix_weights).
+
+Rerunning resumes: finished songs are kept, pending and failed ones are (re)done. Failed songs are listed with their reasons and skipped, as are the songs the
 reader left out (e.g. no std annotation, no audio) and audio files no annotation names; the exit
 code is 1 only when no song (of the shard) could be processed.
 
@@ -36,7 +38,7 @@ from mer_jax.data import DatasetError
 from mer_jax.data import DATASET_CHOICES, read_dataset
 from mer_jax.preprocess import PreprocessConfig, preprocess, shard_songs
 from mer_jax.runtime import run_command
-from mer_jax.separation import separator_name
+from mer_jax.separation import separator_name, use_weights_dir
 from mer_jax.separation.spleeter_weights import WeightsError
 from mer_jax.store import DONE, FeatureStore, StoreError
 
@@ -52,15 +54,24 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --separator and --weights-dir, shared with pipelines.experiment."""
+    parser.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
+                        help="the annotations' layout (default: detected from the folder)")
+    parser.add_argument("--separator", type=separator_name, default="spleeter4",
+                        help="spleeter4 (default), umxhq / umxl (Open-Unmix, with --weights-dir), "
+                             "oracle (true stems) or stems:DIR (stems made by another tool, see "
+                             "mer_jax.separation.stems)")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="folder of Open-Unmix's released weights (umxhq/umxl; default "
+                             "$MER_JAX_WEIGHTS)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.preprocess", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
-                        help="the annotations' layout (default: detected from the folder)")
-    parser.add_argument("--separator", type=separator_name, default="spleeter4",
-                        help="spleeter4 (default), oracle (true stems) or stems:DIR (stems made "
-                             "by another tool, see mer_jax.separation.stems)")
+    add_source_arguments(parser)
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS,
@@ -71,6 +82,7 @@ def main(argv=None) -> int:
                         help="songs per separator call in this process (default: 1 on GPU/TPU, "
                              "0 = none on CPU)")
     args = parser.parse_args(argv)
+    use_weights_dir(args.weights_dir)
     config = PreprocessConfig.for_clip(args.separator, args.clip_seconds)
     try:
         dataset = read_dataset(args.data_dir, args.dataset)

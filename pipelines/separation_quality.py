@@ -24,8 +24,10 @@ import numpy as np
 from mer_jax import audio as audio_io
 from mer_jax.files import write_rows
 from mer_jax.runtime import run_command
-from mer_jax.separation import STEM_ORDER, SeparationError, make_separator, separator_name
+from mer_jax.separation import (STEM_ORDER, SeparationError, make_separator, separator_name,
+                                use_weights_dir)
 from mer_jax.separation.quality import track_sdr
+from mer_jax.separation.spleeter_weights import WeightsError
 from mer_jax.stats import median_interval
 
 WAVE_U_NET_M6 = {"vocals": 3.25, "drums": 4.22, "bass": 3.21, "other": 2.25}  # Stoller et al. 2018
@@ -59,15 +61,23 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--musdb-dir", type=Path, required=True)
     parser.add_argument("--separator", type=separator_name, default="spleeter4",
-                        help="spleeter4 (default), oracle or stems:DIR")
+                        help="spleeter4 (default), umxhq, umxl, oracle or stems:DIR")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="folder of Open-Unmix's released weights (umxhq/umxl; default "
+                             "$MER_JAX_WEIGHTS)")
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--out", type=Path, default=None, help="CSV of per-track SDRs")
     args = parser.parse_args(argv)
+    use_weights_dir(args.weights_dir)
     tracks = find_tracks(args.musdb_dir)
     if not tracks:
         print(f"error: no */mixture.wav|flac under {args.musdb_dir}", file=sys.stderr)
         return 2
-    separator = make_separator(args.separator, args.cache_dir)
+    try:
+        separator = make_separator(args.separator, args.cache_dir)
+    except (WeightsError, SeparationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     scored, rows = [], []
     print(f"{'track':<36}" + "".join(f"{s:>9}" for s in STEM_ORDER))
     for track in tracks:
@@ -93,7 +103,8 @@ def main(argv=None) -> int:
     print(f"{'Wave-U-Net M6 (MUSDB18, published)':<36}"
           + "".join(f"{WAVE_U_NET_M6[s]:9.2f}" for s in STEM_ORDER))
     print(f"{f'95% interval of the median ({coverage})':<36}"
-          + "".join(f"{f'{lo:.1f}..{hi:.1f}':>9}" for lo, hi in zip(summary['low'], summary['high'])))
+          + "".join(f"{f'{lo:.1f}..{hi:.1f}':>9}"
+                    for lo, hi in zip(summary["low"], summary["high"])))
     print(f"{f'median SDR dB, {args.separator}, {len(rows)} tracks':<36}"
           + "".join(f"{v:9.2f}" for v in summary["median"]))
     return 0

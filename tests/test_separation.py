@@ -11,6 +11,7 @@ from mer_jax.separation import OracleSeparator, SeparationError, make_separator
 from mer_jax.separation import spleeter, spleeter_weights
 from mer_jax.separation.accompaniment import HPSSConfig, crossover, split_accompaniment
 from mer_jax.separation.quality import framewise_sdr, track_sdr
+from mer_jax.separation.spleeter_weights import WeightsError
 from pipelines import separation_quality
 
 REFERENCE = Path(__file__).parent / "reference" / "spleeter_torch_reference.npz"
@@ -167,3 +168,55 @@ def test_median_interval_from_order_statistics():
     assert (low, high) == (2.0, 8.0) and abs(coverage - (1 - 20 / 512)) < 1e-12
     assert np.isnan(median_interval(np.arange(5.0))[0])            # no 95% interval from 5
     assert median_interval([1.0, np.nan, np.inf, 2, 3, 4, 5, 6])[:2] == (1.0, np.inf)
+
+
+UMX_REFERENCE = Path(__file__).with_name("reference") / "openunmix"
+
+
+def test_openunmix_port_matches_the_pytorch_package():
+    """tests/reference/make_openunmix_reference.py ran the openunmix 1.3.0 Separator (PyTorch
+    2.13, niter 1, Wiener blocks of 16 frames) with random weights in the release's file layout
+    (two files in torch's zip format, two in the legacy format of the 2019 release)."""
+    from mer_jax.separation import OpenUnmixSeparator
+    from mer_jax.separation.openunmix import separate_stereo
+    reference = np.load(UMX_REFERENCE / "reference.npz")
+    separator = OpenUnmixSeparator("umxhq", UMX_REFERENCE, pinned=False)
+    ours = np.asarray(separate_stereo(separator.params, reference["wave"], niter=1,
+                                      block=int(reference["wiener_frames"])))
+    assert ours.shape == reference["estimates"].shape == (4, 2, 44_100)
+    np.testing.assert_allclose(ours, reference["estimates"], atol=1e-5)
+    # the separator's own output: STEM_ORDER (vocals, bass, drums, other), mono, 300-frame blocks
+    mono = separator(reference["wave"], Path("x.wav"), "x")
+    assert mono.shape == (4, 44_100) and np.all(np.isfinite(mono))
+
+
+def test_torch_state_reader_refuses_code(tmp_path):
+    from mer_jax.separation.torch_state import TorchFileError, read_state_dict
+
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "vocals-00000000.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("vocals/data.pkl", pickle.dumps({"w": Exploit()}, protocol=2))
+    with pytest.raises(TorchFileError, match=r"refusing to load \w+\.print"):
+        read_state_dict(path)
+    path.write_bytes(pickle.dumps(Exploit(), protocol=2))          # not a zip: legacy path
+    with pytest.raises(TorchFileError, match=r"refusing to load \w+\.print"):
+        read_state_dict(path)
+
+
+def test_openunmix_weights_are_pinned_and_asked_for(tmp_path, monkeypatch):
+    from mer_jax.separation.openunmix_weights import ENV, load_weights
+    monkeypatch.delenv(ENV, raising=False)
+    with pytest.raises(WeightsError, match=r"download https://zenodo.org/records/3370489/files/"
+                                           r"vocals-b62c91ce.pth .* --weights-dir or MER_JAX"):
+        make_separator("umxhq")
+    monkeypatch.setenv(ENV, str(tmp_path))
+    with pytest.raises(WeightsError, match=f"{tmp_path}: no vocals-b62c91ce.pth"):
+        load_weights("umxhq")
+    fake = next(UMX_REFERENCE.glob("vocals-*.pth")).read_bytes()   # right name, other content
+    (tmp_path / "vocals-b62c91ce.pth").write_bytes(fake)
+    with pytest.raises(WeightsError, match="differ from the release's .*altered or incomplete"):
+        load_weights("umxhq")

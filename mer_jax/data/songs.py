@@ -95,7 +95,8 @@ def parse_label(value: str | None, *, song_id: str, column: str, source: Path) -
     try:
         number = float(value)
     except ValueError:
-        raise DatasetError(f"{source}: song {song_id}: {column} is not a number: {value!r}") from None
+        raise DatasetError(
+            f"{source}: song {song_id}: {column} is not a number: {value!r}") from None
     return None if math.isnan(number) else number
 
 

@@ -4,6 +4,8 @@
   ported to JAX (``spleeter``), then the accompaniment split into drums / bass / other by
   harmonic-percussive separation and a bass crossover (``accompaniment``). This departs from the
   paper's Wave-U-Net, whose 4-stem weights cannot be obtained offline.
+* ``umxhq`` / ``umxl``: Open-Unmix (UMX-HQ, UMX-L) ported to JAX (``openunmix``), with the
+  released weights the user downloads (``openunmix_weights``): four stems, Wiener post-filter.
 * ``oracle``: the dataset's true stems - ``<root>/stems/<id>/<stem>.wav`` (the synthetic dataset)
   or ``<stem>.wav|flac`` beside the mixture (MUSDB-style folders).
 * ``stems:DIR``: stems made by any tool (Demucs, Open-Unmix, the paper's Wave-U-Net...), read
@@ -28,10 +30,12 @@ from mer_jax.data.songs import STEM_ORDER
 from mer_jax.separation.stems import PREFIX, OracleSeparator, SeparationError, StemsSeparator
 
 __all__ = ["SEPARATORS", "FILE_SEPARATORS", "STEM_ORDER", "SeparationError", "Separator",
-           "OracleSeparator", "StemsSeparator", "Spleeter4Separator", "make_separator",
+           "OracleSeparator", "StemsSeparator", "Spleeter4Separator", "OpenUnmixSeparator",
+           "make_separator", "use_weights_dir",
            "separator_name", "separator_label", "separator_fingerprint"]
 
-SEPARATORS = ("spleeter4", "oracle")        # and stems:DIR (mer_jax.separation.stems)
+SEPARATORS = ("spleeter4", "umxhq", "umxl", "oracle")   # and stems:DIR (separation.stems)
+OPEN_UNMIX = ("umxhq", "umxl")
 FILE_SEPARATORS = ("oracle", PREFIX)        # stems read from files: none for a new song
 
 
@@ -77,11 +81,45 @@ class Spleeter4Separator:
         return self.finish(self._spleeter(clip))
 
 
+class OpenUnmixSeparator:
+    """Open-Unmix in JAX with its released weights (``umxhq``, ``umxl``; see
+    ``mer_jax.separation.openunmix`` and ``openunmix_weights``): stereo in, four stereo stems
+    out (:meth:`separate_stereo`), down-mixed to mono for the features (``__call__``)."""
+
+    def __init__(self, model: str, weights: os.PathLike | str | None = None,
+                 pinned: bool = True, niter: int = 1):
+        from mer_jax.separation import openunmix, openunmix_weights
+        states = openunmix_weights.load_weights(model, weights, pinned)
+        self.name, self.niter = model, niter
+        self.params = {t: openunmix.to_arrays(s) for t, s in states.items()}
+        self._order = [openunmix.TARGETS.index(s) for s in STEM_ORDER]
+
+    def separate_stereo(self, audio: np.ndarray) -> np.ndarray:
+        """``(1 or 2, n)`` -> ``(4, 2, n)`` float32 stereo stems in STEM_ORDER."""
+        from mer_jax.separation.openunmix import separate_stereo
+        from mer_jax.separation.spleeter import to_stereo
+        stems = separate_stereo(self.params, to_stereo(audio), niter=self.niter)
+        return np.asarray(stems)[self._order]
+
+    def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
+                 start: int = 0) -> np.ndarray:
+        return self.separate_stereo(clip).mean(axis=1)
+
+
+def use_weights_dir(folder: os.PathLike | str | None) -> None:
+    """``--weights-dir``: where Open-Unmix's weights are, for this process and its workers."""
+    if folder is not None:
+        from mer_jax.separation.openunmix_weights import ENV
+        os.environ[ENV] = str(Path(folder).expanduser().resolve())
+
+
 def make_separator(name: str, cache_dir: os.PathLike | str = "cache") -> Separator:
     if name == "oracle":
         return OracleSeparator()
     if name == "spleeter4":
         return Spleeter4Separator(cache_dir)
+    if name in OPEN_UNMIX:
+        return OpenUnmixSeparator(name)
     if name.startswith(PREFIX):
         return StemsSeparator(Path(name[len(PREFIX):]))
     raise ValueError(f"unknown separator {name!r}; choose from {', '.join(SEPARATORS)} or "

@@ -71,16 +71,19 @@ def _window() -> jnp.ndarray:
     return jnp.asarray(periodic_hann(N_FFT))
 
 
-def stft(wave: jnp.ndarray) -> jnp.ndarray:
-    """Centred STFT like ``torch.stft(center=True, pad_mode='constant')``:
-    ``(channels, n)`` -> complex ``(channels, 1 + n // HOP, N_FFT // 2 + 1)``."""
-    padded = jnp.pad(wave, ((0, 0), (N_FFT // 2, N_FFT // 2)))
+def stft(wave: jnp.ndarray, pad_mode: str = "constant") -> jnp.ndarray:
+    """Centred STFT like ``torch.stft(center=True, pad_mode=pad_mode)`` ("constant": Spleeter,
+    "reflect": Open-Unmix): ``(channels, n)`` -> complex
+    ``(channels, 1 + n // HOP, N_FFT // 2 + 1)``."""
+    padded = jnp.pad(wave, ((0, 0), (N_FFT // 2, N_FFT // 2)), mode=pad_mode)
     idx = frame_index(1 + wave.shape[-1] // HOP, N_FFT, HOP)
     return jnp.fft.rfft(padded[:, idx] * _window(), axis=-1)
 
 
-def istft(spec: jnp.ndarray, length: int) -> jnp.ndarray:
-    """Inverse of :func:`stft` (``torch.istft(center=True)``), zero-padded/cut to ``length``."""
+def istft(spec: jnp.ndarray, length: int, trim_end: bool = True) -> jnp.ndarray:
+    """Inverse of :func:`stft`, cut or zero-padded to ``length``: ``torch.istft(center=True)``
+    then padded (``trim_end``, Spleeter's), or ``torch.istft(center=True, length=length)``,
+    which keeps the last half window's overlap-add instead of zeros (Open-Unmix's)."""
     channels, frames, _ = spec.shape
     window = _window()
     pieces = jnp.fft.irfft(spec, n=N_FFT, axis=-1) * window
@@ -89,7 +92,7 @@ def istft(spec: jnp.ndarray, length: int) -> jnp.ndarray:
     signal = jnp.zeros((channels, total)).at[:, idx].add(pieces.reshape(channels, -1))
     envelope = jnp.zeros(total).at[idx].add(jnp.tile(window * window, frames))
     signal = signal / jnp.where(envelope > 1e-11, envelope, 1.0)
-    signal = signal[:, N_FFT // 2: total - N_FFT // 2]
+    signal = signal[:, N_FFT // 2: total - N_FFT // 2 if trim_end else total]
     out = signal[:, :length]
     return jnp.pad(out, ((0, 0), (0, length - out.shape[-1])))
 

@@ -4,7 +4,8 @@
 first of these layouts that holds all four (``<name>``: the song id, then its audio file's stem):
 
     DIR/<name>/<stem>.<ext>        mer-jax's own; Demucs (-o OUT, DIR = OUT/<model>, e.g.
-                                   separated/htdemucs); Open-Unmix with --outdir DIR; Spleeter -o DIR
+                                   separated/htdemucs); Open-Unmix with --outdir DIR;
+                                   Spleeter -o DIR
     DIR/<name>_<model>/<stem>.<ext>    Open-Unmix without --outdir (``song_umxhq/``)
     DIR/<file>_<stem>.wav          the paper's Wave-U-Net (Predict.py output_path=DIR), <file> the
                                    audio file's full name (``17.mp3_vocals.wav``); or <name>_<stem>
