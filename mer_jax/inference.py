@@ -228,8 +228,9 @@ class Prediction:
 class Predictor:
     """Applies one loaded model to audio files (see the module docstring).
 
-    separator: None = the one the model was trained with, except stems read from files ("oracle",
-    "stems:DIR", which an arbitrary file does not have): then "spleeter4". hop_seconds: None = half a window.
+    separator: None = the one the model was trained with, except stems read from files
+    ("oracle", "stems:DIR", which an arbitrary file does not have): then "spleeter4".
+    hop_seconds: None = half a window.
     """
 
     def __init__(self, model: LoadedModel, separator: str | None = None,
