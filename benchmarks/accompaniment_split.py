@@ -28,16 +28,21 @@ from mer_jax.data.synth import SynthConfig, write_dataset               # noqa: 
 from mer_jax.separation.accompaniment import HPSSConfig, split_accompaniment  # noqa: E402
 from mer_jax.separation.quality import track_sdr                        # noqa: E402
 
-FIRST = HPSSConfig(percussive_bins=17, bass_cutoff_hz=250.0, crossover_width=0.5)  # version 2
+FIRST = HPSSConfig(percussive_bins=17, percussive_bins_low=17, bass_cutoff_hz=250.0,
+                   crossover_width=0.5)                                   # preprocessing v2
+V3 = HPSSConfig(percussive_bins=7, percussive_bins_low=7)                 # preprocessing v3
 VARIANTS = {
-    "first split (preprocessing v2)": FIRST,
-    "percussive 7 bins (~75 Hz)": dataclasses.replace(FIRST, percussive_bins=7),
-    "  + crossover 225 Hz, 1.5 oct (default)": HPSSConfig(),
-    "  + crossover 200 Hz, 1.0 oct": HPSSConfig(bass_cutoff_hz=200.0, crossover_width=1.0),
-    "  + crossover 160 Hz, 0.5 oct": HPSSConfig(bass_cutoff_hz=160.0, crossover_width=0.5),
-    "  + harmonic 35 frames (~0.8 s)": HPSSConfig(harmonic_frames=35),
-    "percussive 5 bins (~55 Hz)": HPSSConfig(percussive_bins=5),
-    "percussive 9 bins (~95 Hz)": HPSSConfig(percussive_bins=9),
+    "first split (v2): 17 bins, 250 Hz, 0.5 oct": FIRST,
+    "percussive 7 bins": dataclasses.replace(FIRST, percussive_bins=7, percussive_bins_low=7),
+    "  + crossover 225 Hz, 1.5 oct (v3)": V3,
+    "  + crossover 160 Hz, 0.5 oct": dataclasses.replace(V3, bass_cutoff_hz=160.0,
+                                                           crossover_width=0.5),
+    "  + harmonic 35 frames (~0.8 s)": dataclasses.replace(V3, harmonic_frames=35),
+    "7 bins < 500 Hz, 17 above (default, v4)": HPSSConfig(),
+    "7 bins < 250 Hz, 17 above": HPSSConfig(percussive_split_hz=250.0),
+    "7 bins < 1 kHz, 17 above": HPSSConfig(percussive_split_hz=1000.0),
+    "7 bins < 500 Hz, 11 above": HPSSConfig(percussive_bins=11),
+    "5 bins < 500 Hz, 11 above": HPSSConfig(percussive_bins=11, percussive_bins_low=5),
 }
 
 
