@@ -220,3 +220,28 @@ def test_openunmix_weights_are_pinned_and_asked_for(tmp_path, monkeypatch):
     (tmp_path / "vocals-b62c91ce.pth").write_bytes(fake)
     with pytest.raises(WeightsError, match="differ from the release's .*altered or incomplete"):
         load_weights("umxhq")
+
+
+def test_torch_state_reader_never_reads_past_a_storage(tmp_path):
+    """A tensor whose size/stride would reach past its storage's bytes is refused, not read."""
+    from mer_jax.separation.torch_state import TorchFileError, read_state_dict
+    source = next(UMX_REFERENCE.glob("vocals-*.pth"))        # zip format
+    with zipfile.ZipFile(source) as archive:
+        names = archive.namelist()
+        files = {n: archive.read(n) for n in names}
+    data = next(n for n in names if n.endswith("data.pkl"))
+    storage = next(n for n in names if "/data/" in n and len(files[n]) > 8)
+    files[storage] = files[storage][:8]                        # truncate one storage's bytes
+    bad = tmp_path / "vocals-00000000.pth"
+    with zipfile.ZipFile(bad, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    assert data in files
+    with pytest.raises(TorchFileError):
+        read_state_dict(bad)
+    from mer_jax.separation.torch_state import _Tensor
+    four = {"0": np.zeros(4, np.float32)}
+    for size, stride, offset in (((10,), (1,), 0), ((2, 2), (2, 1), 1), ((2,), (-1,), 3)):
+        with pytest.raises(TorchFileError):
+            _Tensor(("0", np.dtype(np.float32)), offset, size, stride).materialize(four)
+    assert _Tensor(("0", np.dtype(np.float32)), 0, (2, 2), (2, 1)).materialize(four).shape == (2, 2)

@@ -48,6 +48,14 @@ class _Tensor:
         flat = buffers[key]
         if flat.dtype != dtype:
             raise TorchFileError(f"storage {key} read as {flat.dtype}, tensor wants {dtype}")
+        if (len(self.size) != len(self.stride) or min((*self.size, *self.stride, self.offset),
+                                                      default=0) < 0):
+            raise TorchFileError(f"storage {key}: bad tensor size {self.size} / stride "
+                                 f"{self.stride} / offset {self.offset}")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if 0 not in self.size and last >= flat.size:   # never read past the storage
+            raise TorchFileError(f"storage {key}: a tensor of size {self.size} at offset "
+                                 f"{self.offset} overruns its {flat.size} elements")
         strides = tuple(s * flat.itemsize for s in self.stride)
         return np.lib.stride_tricks.as_strided(flat[self.offset:], self.size, strides).copy()
 
