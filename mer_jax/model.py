@@ -36,6 +36,11 @@ from mer_jax.kernels.conv import conv_bias_relu
 TYPICAL_STD = 0.15   # PMEmo's label stds average about 0.15 on the 0-1 scale
 SOFTPLUS_SHIFT = float(np.log(np.expm1(TYPICAL_STD)))  # softplus(0 + shift) = TYPICAL_STD
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# initialisers of the conv and hidden Dense kernels: flax's default (LeCun normal, variance
+# 1 / fan_in; the output layer too), or He normal (variance 2 / fan_in), which keeps the signal's
+# scale through the 13 ReLU layers, with a zero output layer (a fresh model predicts exactly its
+# output prior, or a typical std with the softplus head)
+KERNEL_INITS = {"lecun": nn.initializers.lecun_normal, "he": nn.initializers.he_normal}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +57,8 @@ class ModelConfig:
     input_norm: bool = False             # per-frequency standardisation (fitted, not trained)
     output_prior: bool = False           # outputs as offsets from a fitted prior (not trained)
     compute_dtype: str = "float32"       # or "bfloat16": activations (params and head stay f32)
+    kernel_init: str = "lecun"           # "lecun" (flax's default) or "he" (KERNEL_INITS)
+    spectral_skip: bool = False          # the head also sees each input bin's time mean and std
 
     def __post_init__(self):
         if self.lstm_over not in ("channels", "time"):
@@ -64,6 +71,9 @@ class ModelConfig:
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, "
                              f"not {self.compute_dtype!r}")
+        if self.kernel_init not in KERNEL_INITS:
+            raise ValueError(f"kernel_init must be one of {tuple(KERNEL_INITS)}, "
+                             f"not {self.kernel_init!r}")
         if len(self.kernels) != len(self.conv_channels):
             raise ValueError("one kernel size per conv block")
 
@@ -121,11 +131,12 @@ class ConvReLU(nn.Module):
     parameters, and the initial values, that ``nn.Conv`` named ``Conv_i`` has."""
     features: int
     kernel_size: int
+    kernel_init: str = "lecun"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+        kernel = self.param("kernel", KERNEL_INITS[self.kernel_init](),
                             (k, k, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         return conv_bias_relu(x, kernel.astype(x.dtype), bias.astype(x.dtype))
@@ -192,14 +203,16 @@ class CRNN(nn.Module):
         if cfg.input_norm:
             x = InputNorm()(x)
         x = x.astype(dtype)
+        spectral = (jnp.concatenate([x.mean(axis=2), x.std(axis=2)], axis=1).reshape(
+            x.shape[0], -1) if cfg.spectral_skip else None)  # (batch, 2 freq C)
         for block, ((wide, narrow), k) in enumerate(zip(cfg.conv_channels, cfg.kernels)):
             if x.shape[2] < k + 1:
                 raise ValueError(f"the input's time axis is too short for the conv blocks: "
                                  f"block {block + 1} gets {x.shape[2]} time bins, needs "
                                  f">= {k + 1}")
             # named as nn.Conv layers would be: checkpoints of either model load into the other
-            x = ConvReLU(wide, k, name=f"Conv_{2 * block}")(x)
-            x = ConvReLU(narrow, 1, name=f"Conv_{2 * block + 1}")(x)
+            x = ConvReLU(wide, k, cfg.kernel_init, name=f"Conv_{2 * block}")(x)
+            x = ConvReLU(narrow, 1, cfg.kernel_init, name=f"Conv_{2 * block + 1}")(x)
             x = max_pool_2x2(x)
             x = Dropout(cfg.dropout, deterministic=not train)(x)
         if x.shape[1] != 1:
@@ -210,9 +223,14 @@ class CRNN(nn.Module):
             x = jnp.concatenate([x.mean(axis=1), x.max(axis=1)], axis=-1)  # (batch, 2 channels)
         else:
             x = _lstms(x, cfg)
+        if spectral is not None:
+            x = jnp.concatenate([x, spectral], axis=-1)
+        init = KERNEL_INITS[cfg.kernel_init]()
         for units in cfg.dense_units:
-            x = nn.relu(nn.Dense(units, dtype=dtype)(x))
-        out = nn.Dense(4)(x.astype(jnp.float32))            # the head in float32
+            x = nn.relu(nn.Dense(units, dtype=dtype, kernel_init=init)(x))
+        out = nn.Dense(4, kernel_init=(nn.initializers.zeros_init() if cfg.kernel_init == "he"
+                                       else nn.initializers.lecun_normal()))(
+            x.astype(jnp.float32))                          # the head in float32
         if cfg.output_prior:
             prior = OutputPrior()()
             means, stds = out[:, :2] + prior[:2], out[:, 2:]

@@ -141,6 +141,21 @@ def _skill_markdown(summary: ModelSummary) -> str:
                             "median gain vs calibrated", "p (one-sided)", "skill gate"], rows)
 
 
+def _collapsed_markdown(evaluation: Evaluation, summary: ModelSummary) -> str:
+    """A paragraph naming the collapsed models (``verdict.collapsed_models``), or ""."""
+    named = []
+    for name in summary.mean_kl:
+        for seed, iteration in verdict_lib.collapsed_models(evaluation, name):
+            named.append(f"{name} " + (f"seed {seed} " if seed is not None else "")
+                         + f"iteration {iteration}")
+    if not named:
+        return ""
+    total = sum(name in t.predictions for t in evaluation.tables for name in summary.mean_kl)
+    return (f"**Collapsed models** ({len(named)} of {total}: predicted means varying by less than "
+            f"{verdict_lib.COLLAPSE_SPREAD:g} over their test songs, one prediction for every "
+            f"song; included in every figure above): {', '.join(named)}.\n\n")
+
+
 def _seed_markdown(evaluation: Evaluation, summary: ModelSummary) -> str:
     rows = []
     for seed in evaluation.seeds:
@@ -201,6 +216,7 @@ def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
         conclusions.append(conclusion(summary))
         skill = (f"Skill gate ({_gate_rule(evaluation)}):\n\n{_skill_markdown(summary)}\n\n"
                  if summary.skills else "")
+        skill += _collapsed_markdown(evaluation, summary)
         if evaluation.categorical:
             skill += ("Quadrant accuracy (each song once: its hit rate over the seeds and "
                       "iterations that tested it; chance 25%):\n\n"

@@ -18,6 +18,10 @@ its KL averaged over the seeds and over the iterations that tested it.
   each song counted once; conservative, since a song's hit rate - the mean of its predictions'
   hits - varies no more than one Bernoulli trial), and the verdict compares mixed and sep by the
   same paired tests as for KL, on the per-song miss rates.
+* **Collapsed models.** A model whose predicted valence and arousal means vary by less than
+  ``COLLAPSE_SPREAD`` over its test songs (standard deviation, 0-1 scale) predicts one value for
+  every song: a training failure (signal lost in dead ReLUs) that pooled figures average in. The
+  report names each one.
 * **Spread.** The same statistic per seed (in how many seeds each direction wins), and the
   Nadeau-Bengio corrected resampled t-test over the iterations' mean KL differences, which
   accounts for overlapping training sets (Nadeau & Bengio 2003, Machine Learning 52).
@@ -34,6 +38,15 @@ from mer_jax import quadrants, stats
 
 ALPHA = 0.05
 BOOTSTRAP = 2000
+COLLAPSE_SPREAD = 1e-3
+
+
+def collapsed_models(evaluation, name: str) -> list[tuple[int | None, int]]:
+    """(seed, iteration) of each of input ``name``'s models whose predicted means (valence and
+    arousal alike) have a standard deviation over its test songs below ``COLLAPSE_SPREAD``."""
+    found = [(t.seed, t.iteration) for t in evaluation.tables if name in t.predictions
+             and np.all(t.predictions[name][:, :2].std(axis=0) < COLLAPSE_SPREAD)]
+    return sorted(found, key=lambda m: (-1 if m[0] is None else m[0], m[1]))
 
 
 def per_song(kl_by_iteration: dict[int, np.ndarray], songs: dict[int, tuple[str, ...]]

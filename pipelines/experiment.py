@@ -6,7 +6,7 @@ evaluation -> report. Prints the report's path on its last line.
         [--separator spleeter4|umxhq|umxl|oracle|stems:DIR] \
         [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--distributed]
 
-WORK/splits.json          the Monte-Carlo splits, shared by the CRNN and the Random Forest
+WORK/splits.json          the Monte-Carlo splits (stratified by quadrant for 4Q), shared by the CRNN and the RF
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
 WORK/rf/predictions/      the forests' prediction tables
 WORK/evaluation/{crnn,rf} per-song KL, stats.csv, baselines.csv, metrics.csv, histograms
@@ -135,9 +135,8 @@ def _store_and_splits(settings: ExperimentSettings, k_models: int, progress: boo
             settings.separator, settings.clip_seconds), settings.cache_dir, settings.workers,
             progress=show, dataset=read_dataset(settings.data_dir, settings.dataset))
         store = FeatureStore(path)
-        return path, data.load_or_create_splits(
-            settings.workdir / "splits.json", [store.ids[i] for i in store.done], k_models,
-            settings.config.test_fraction, settings.config.split_seed)
+        return path, data.store_splits(settings.workdir / "splits.json", store, k_models,
+                                       settings.config.test_fraction, settings.config.split_seed)
     made = make(progress) if distributed.is_main() else None
     distributed.barrier("preprocessed")
     return made or make(False)

@@ -58,8 +58,8 @@ def main(argv=None) -> int:
                             args.cache_dir, args.workers)
     train_and_evaluate(config, store_path, workdir, "mixed", 1)
     store = FeatureStore(store_path)
-    splits = data.load_or_create_splits(workdir / "splits.json", [store.ids[i] for i in store.done],
-                                        1, config.test_fraction, config.split_seed)
+    splits = data.store_splits(workdir / "splits.json", store, 1, config.test_fraction,
+                               config.split_seed)
     tables = read_iterations(sorted((workdir / "predictions").glob("mixed_*iteration_1.csv")))
     evaluation = evaluate.evaluate_iterations(
         tables, train_labels=baselines.training_labels_from_splits(splits, store.ids,

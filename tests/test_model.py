@@ -105,6 +105,27 @@ def test_pool_summary_replaces_the_lstms():
         ModelConfig(summary="attention")
 
 
+def test_spectral_skip_feeds_each_bins_time_mean_and_std_to_the_head():
+    import dataclasses
+    config = dataclasses.replace(TINY, summary="pool", spectral_skip=True, output_prior=False)
+    shapes = param_shapes(config, (129, 128, 4))
+    assert shapes["Dense_0"]["kernel"].shape[0] == 2 * 8 + 2 * 129 * 4
+    params = init_params(config, (129, 128, 4), jax.random.PRNGKey(0))
+    # silence the convolutions: the head then sees zeros and the skip's statistics only
+    params = {k: (jax.tree_util.tree_map(jnp.zeros_like, v) if k.startswith("Conv_") else v)
+              for k, v in params.items()}
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 129, 128, 4))
+    out = CRNN(config).apply({"params": params}, x, train=False)
+    features = jnp.concatenate([jnp.zeros((2, 16)), x.mean(axis=2).reshape(2, -1),
+                                x.std(axis=2).reshape(2, -1)], axis=-1)
+    for k in range(len(config.dense_units)):
+        dense = params[f"Dense_{k}"]
+        features = jax.nn.relu(features @ dense["kernel"] + dense["bias"])
+    last = params[f"Dense_{len(config.dense_units)}"]
+    head = features @ last["kernel"] + last["bias"]
+    np.testing.assert_allclose(out[:, :2], head[:, :2], rtol=1e-4, atol=1e-6)
+
+
 def test_time_pool_mean_averages_blocks_of_frames():
     from mer_jax.features.model_input import model_input
     spectra = np.random.default_rng(0).random((2, 3, 8), np.float32)     # (C, freq, time)
@@ -148,3 +169,30 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs(summary):
     assert all(leaf.dtype == jnp.float32 for leaf in leaves)
     with pytest.raises(ValueError, match="compute_dtype"):
         ModelConfig(compute_dtype="float16")
+
+
+def test_he_init_keeps_the_signal_through_the_relus_and_starts_at_the_prior():
+    """kernel_init="he": the small configs' 13 ReLU layers keep the input's scale (LeCun's
+    initialisation halves the variance at each, a collapse measured on real songs), and the zero
+    output layer makes a fresh model predict exactly its output prior."""
+    import dataclasses
+    from mer_jax.model import set_output_prior
+    base = load_config("configs/small_real.py").model
+    x = jax.random.normal(jax.random.PRNGKey(3), (8, 129, 128, 1))
+    prior = np.array([0.4, 0.6, 0.2, 0.25])
+
+    def spread(init):   # the last conv block's spread over songs, and the outputs
+        config = dataclasses.replace(base, kernel_init=init)
+        params = set_output_prior(init_params(config, (129, 128, 1), jax.random.PRNGKey(0)), prior)
+        out, state = CRNN(config).apply({"params": params}, x, train=False,
+                                        capture_intermediates=True, mutable=["intermediates"])
+        last = state["intermediates"]["Conv_9"]["__call__"][0]
+        return float(jnp.std(last, axis=0).mean()), np.asarray(out)
+
+    lecun, lecun_out = spread("lecun")
+    he, he_out = spread("he")
+    assert he > 8 * lecun                      # 2 ** (10 / 2) = 32 in expectation
+    np.testing.assert_allclose(he_out, np.tile(prior, (8, 1)), rtol=1e-6)
+    assert np.ptp(lecun_out[:, 0]) > 0         # LeCun's output layer is random
+    with pytest.raises(ValueError, match="kernel_init must be one of"):
+        ModelConfig(kernel_init="xavier")

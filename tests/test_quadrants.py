@@ -1,4 +1,5 @@
 """Quadrant-labelled data (the 4Q dev set in ../shared) and the quadrant scores."""
+import json
 import shutil
 from pathlib import Path
 
@@ -191,6 +192,8 @@ def test_release_model_trains_on_quadrant_folders_and_predicts(tiny_store, tmp_p
                                *(f"--set={o}" for o in TINY_OVERRIDES)]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1] == str(work.resolve()) and "held-out check (2 songs)" in printed[-3]
+    saved = json.loads((work / "splits.json").read_text())          # stratified by quadrant
+    assert saved["stratified"] and len({int(s[1:]) % 4 for s in saved["splits"][0]["test"]}) == 2
     model = inference.load_model(work)
     assert model.mode == "mixed" and model.config.model.summary == "pool"
     assert model.config.crop_bins == 128 and model.config.time_pool == "mean"

@@ -15,7 +15,7 @@ from conftest import TINY_OVERRIDES
 from mer_jax import evaluate
 from mer_jax.predictions import read_iterations
 from mer_jax.training import data, steps
-from mer_jax.training.config import apply_overrides, load_config
+from mer_jax.training.config import TrainConfig, apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
 
 
@@ -106,7 +106,7 @@ def test_model_axis_is_sharded_over_several_devices(tmp_path):
         "import jax, numpy as np\n"
         "from conftest import TINY_OVERRIDES\n"
         "from mer_jax.training import steps\n"
-        "from mer_jax.training.config import apply_overrides, load_config\n"
+        "from mer_jax.training.config import TrainConfig, apply_overrides, load_config\n"
         "c = apply_overrides(load_config('configs/small.py'), TINY_OVERRIDES)\n"
         "states = [steps.create_state(c.model, (129, 128, 1), jax.random.PRNGKey(k), 1e-3) for k in range(3)]\n"
         "stack = lambda n: jax.tree_util.tree_map(lambda *a: jax.numpy.stack(a), *states[:n])\n"
@@ -229,6 +229,65 @@ def test_splits_are_saved_and_reused(tmp_path):
     assert data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, seed=1) == splits[:2]
     with pytest.raises(ValueError, match="other splits"):
         data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=2)
+
+
+def test_stratified_splits_keep_each_class_share(tmp_path):
+    """Quadrant-labelled songs: every test set takes each class's share (largest remainders);
+    without strata the splits are the ones earlier versions saved (a seeded permutation)."""
+    ids = [f"s{i}" for i in range(50)]
+    strata = [0] * 20 + [1] * 15 + [2] * 10 + [3] * 5
+    splits = data.monte_carlo_splits(ids, 4, 0.2, seed=3, strata=strata)
+    klass = dict(zip(ids, strata))
+    for split in splits:
+        assert np.bincount([klass[s] for s in split["test"]]).tolist() == [4, 3, 2, 1]
+        assert sorted(split["train"] + split["test"]) == sorted(ids)
+    assert len({tuple(s["test"]) for s in splits}) == 4
+    assert data.monte_carlo_splits(ids, 4, 0.2, seed=3, strata=strata) == splits
+    assert data._test_shares([40, 40, 40, 40], 32) == [8, 8, 8, 8]
+    assert data._test_shares([10, 3, 7], 5) == [2, 1, 2]      # remainders .5, .75, .75
+    order = np.random.default_rng([3, 0]).permutation(50)     # the unstratified law
+    assert data.monte_carlo_splits(ids, 1, 0.2, seed=3)[0]["test"] == [
+        ids[i] for i in sorted(order[:10])]
+    data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, 3, strata)
+    with pytest.raises(ValueError, match="stratification"):
+        data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, 3)
+    with pytest.raises(ValueError, match="49 strata for 50 songs"):
+        data.monte_carlo_splits(ids, 1, 0.2, 3, strata[:-1])
+
+
+def test_mixup_mixes_inputs_linearly_and_labels_as_gaussian_mixtures():
+    k_models, batch = 2, 6
+    song = np.arange(1, batch + 1, dtype=np.float64)            # song b: time bins a, a^2
+    x = np.zeros((k_models, batch, 3, 2, 1), np.float32)
+    x[:, :, :, 0], x[:, :, :, 1] = song[:, None, None], song[:, None, None] ** 2
+    rng = np.random.default_rng(0)
+    y = np.concatenate([rng.uniform(0, 1, (k_models, batch, 2)),
+                        rng.uniform(0.05, 0.3, (k_models, batch, 2))], -1).astype(np.float32)
+    seeds = [(0, 1), (1, 1)]
+    mx, my = data.mixup(x, y, 0.4, step=5, seeds=seeds)
+    np.testing.assert_array_equal(mx, data.mixup(x, y, 0.4, step=5, seeds=seeds)[0])  # seeded
+    assert not np.array_equal(mx, data.mixup(x, y, 0.4, step=6, seeds=seeds)[0])
+    assert not np.array_equal(mx[0], mx[1])                     # each model its own stream
+    partners = 0
+    for k in range(k_models):
+        for b in range(batch):
+            a = song[b]
+            u, v = float(mx[k, b, 0, 0, 0]), float(mx[k, b, 0, 1, 0])
+            if abs(u - a) < 1e-4:                               # mixed with itself (or lam = 1)
+                p, lam = b, 1.0
+            else:      # u = lam a + (1 - lam) c and v = lam a^2 + (1 - lam) c^2 give c and lam
+                c = (v - a * a) / (u - a) - a
+                p, lam = int(round(c)) - 1, 1 - (u - a) / (c - a)
+                partners += 1
+            assert 0 <= lam <= 1 and 0 <= p < batch
+            mean = lam * y[k, b, :2] + (1 - lam) * y[k, p, :2]
+            second = (lam * (y[k, b, 2:] ** 2 + y[k, b, :2] ** 2)
+                      + (1 - lam) * (y[k, p, 2:] ** 2 + y[k, p, :2] ** 2))
+            np.testing.assert_allclose(my[k, b, :2], mean, atol=1e-4)
+            np.testing.assert_allclose(my[k, b, 2:], np.sqrt(second - mean ** 2), atol=1e-3)
+    assert partners >= batch
+    with pytest.raises(ValueError, match="mixup must be"):
+        TrainConfig(mixup=0.0)
 
 
 def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path):

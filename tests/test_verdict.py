@@ -101,6 +101,22 @@ def test_verdict_needs_both_learned_and_takes_its_direction_from_the_songs():
     assert np.isfinite(c.nadeau_bengio_p)
 
 
+def test_collapsed_models_are_named_in_the_report(tmp_path):
+    evaluation = _synthetic_evaluation(0.03, 0.03, seeds=(0, 1))
+    assert verdict.collapsed_models(evaluation, "mixed") == []
+    dead = next(t for t in evaluation.tables if (t.seed, t.iteration) == (1, 2))
+    prediction = dead.predictions["mixed"]
+    prediction[:, :2] = [0.5, 0.48] + np.random.default_rng(0).normal(0, 2e-4, (len(prediction), 2))
+    assert verdict.collapsed_models(evaluation, "mixed") == [(1, 2)]
+    assert verdict.collapsed_models(evaluation, "sep") == []
+    prediction[:, 0] += np.linspace(0, 0.02, len(prediction))   # valence varies: not collapsed
+    assert verdict.collapsed_models(evaluation, "mixed") == []
+    prediction[:, 0] = 0.5
+    text = report.write_report(tmp_path, {"CRNN": evaluation}, {}, "t", []).read_text()
+    assert ("**Collapsed models** (1 of 12: predicted means varying by less than 0.001 over "
+            "their test songs") in text and "): mixed seed 1 iteration 2." in text
+
+
 def test_rank_biserial_and_hodges_lehmann():
     assert verdict.rank_biserial(np.array([1.0, 2.0, 3.0])) == 1.0
     assert verdict.rank_biserial(np.array([-1.0, 2.0])) == pytest.approx((2 - 1) / 3)

@@ -24,6 +24,8 @@ class TrainConfig:
     crop_bins: None, or train on random crops of this many time bins (an augmentation: a new
         offset per model, step and song, seeded) and evaluate on the whole input; needs
         model.summary "pool" (a model that takes any input length).
+    mixup: None, or train on mixup pairs of each batch's songs with weights ~ Beta(mixup, mixup)
+        (an augmentation; labels mixed as Gaussian mixtures, ``data.mixup``).
     steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77).
     seeds: S >= 1 model seeds per Monte-Carlo iteration; the K = S x iterations models (seed
         values seed, seed + 1, ..., each with its own init, dropout and batch-order streams) are
@@ -44,6 +46,7 @@ class TrainConfig:
     log_input: bool = False
     time_pool: str = "resize"
     crop_bins: int | None = None
+    mixup: float | None = None
     batch_size: int = 8
     learning_rate: float = 1e-4
     epochs: int = 4
@@ -72,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"crop_bins {self.crop_bins} needs model.summary 'pool' and "
                              f"crop_bins <= time_bins ({self.time_bins}), long enough for the "
                              "conv blocks to leave a time bin")
+        if self.mixup is not None and not self.mixup > 0:
+            raise ValueError(f"mixup must be None or a Beta parameter > 0, not {self.mixup!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not "
                              f"{self.lr_schedule!r}")

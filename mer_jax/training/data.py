@@ -24,46 +24,93 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_jax import files
+from mer_jax import files, quadrants
 from mer_jax.features.model_input import MODES, model_input
 from mer_jax.store import FeatureStore
 
 BATCH_STREAM = 1   # spawn-key tag of the batch-order streams (the splits' streams have none)
 CROP_STREAM = 2    # spawn-key tag of the random-crop streams
+MIXUP_STREAM = 3   # spawn-key tag of the mixup streams
 
 
 def monte_carlo_splits(ids: list[str], iterations: int, test_fraction: float,
-                       seed: int) -> list[dict]:
+                       seed: int, strata: list | None = None) -> list[dict]:
     """``iterations`` seeded shuffle splits: [{"iteration": 1, "train": [...], "test": [...]}]
-    (test size = ceil(test_fraction * n), as scikit-learn's train_test_split)."""
+    (test size = ceil(test_fraction * n), as scikit-learn's train_test_split). ``strata`` (one
+    class per id, e.g. a quadrant) makes them stratified, as scikit-learn's
+    StratifiedShuffleSplit: each class gives the test set its share of the n_test songs
+    (largest remainders, ties to the larger class), so that training and test sets keep the
+    classes' proportions."""
     n_test = math.ceil(test_fraction * len(ids))
     if not 0 < n_test < len(ids):
         raise ValueError(f"a {test_fraction:.0%} test split of {len(ids)} songs is empty or all")
+    if strata is not None and len(strata) != len(ids):
+        raise ValueError(f"{len(strata)} strata for {len(ids)} songs")
+    classes = ([np.arange(len(ids))] if strata is None else
+               [np.flatnonzero(np.asarray(strata) == c) for c in sorted(set(strata))])
+    shares = _test_shares([len(members) for members in classes], n_test)
     splits = []
     for k in range(iterations):
-        order = np.random.default_rng([seed, k]).permutation(len(ids))
-        splits.append({"iteration": k + 1, "train": [ids[i] for i in sorted(order[n_test:])],
-                       "test": [ids[i] for i in sorted(order[:n_test])]})
+        rng = np.random.default_rng([seed, k])
+        test = np.concatenate([members[rng.permutation(len(members))[:share]]
+                               for members, share in zip(classes, shares)])
+        chosen = set(test.tolist())
+        splits.append({"iteration": k + 1,
+                       "train": [ids[i] for i in range(len(ids)) if i not in chosen],
+                       "test": [ids[i] for i in sorted(chosen)]})
     return splits
 
 
+def _test_shares(sizes: list[int], n_test: int) -> list[int]:
+    """Test songs per class: ``n_test * size / total`` rounded by largest remainders."""
+    exact = np.asarray(sizes, np.float64) * n_test / sum(sizes)
+    shares = np.floor(exact).astype(int)
+    order = sorted(range(len(sizes)), key=lambda c: (shares[c] - exact[c], -sizes[c]))
+    for c in order[:n_test - int(shares.sum())]:
+        shares[c] += 1
+    return shares.tolist()
+
+
+def split_strata(store: FeatureStore, ids: list[str]) -> list[int] | None:
+    """Each song's quadrant when the store's dataset is categorical (quadrant-labelled: its
+    splits are stratified by quadrant), else None."""
+    if not store.attrs.get("dataset", {}).get("categorical"):
+        return None
+    row = {song: i for i, song in enumerate(store.ids)}
+    labels = store.labels[[row[song] for song in ids]]
+    return quadrants.quadrant_of(labels[:, 0], labels[:, 1]).tolist()
+
+
+def store_splits(path: os.PathLike | str, store: FeatureStore, iterations: int,
+                 test_fraction: float, seed: int) -> list[dict]:
+    """The splits of the store's preprocessed songs (stratified by quadrant for a categorical
+    dataset), saved at ``path`` or reused from it: the one way every trainer makes them."""
+    ids = [store.ids[i] for i in store.done]
+    return load_or_create_splits(path, ids, iterations, test_fraction, seed,
+                                 split_strata(store, ids))
+
+
 def load_or_create_splits(path: os.PathLike | str, ids: list[str], iterations: int,
-                          test_fraction: float, seed: int) -> list[dict]:
+                          test_fraction: float, seed: int, strata: list | None = None
+                          ) -> list[dict]:
     """Reuse ``path`` (so the CRNN and the Random Forest see the same songs) or create it."""
     path = Path(path)
+    stratified = strata is not None
     if path.is_file():
         saved = json.loads(path.read_text())
         splits = saved["splits"]
         known = set(ids)
         if (len(splits) < iterations or saved["seed"] != seed
                 or saved["test_fraction"] != test_fraction
+                or saved.get("stratified", False) != stratified
                 or any(not set(s["train"] + s["test"]) <= known for s in splits)):
-            raise ValueError(f"{path} holds other splits (seed, fraction, songs or count differ);"
-                             " use another workdir")
+            raise ValueError(f"{path} holds other splits (seed, fraction, stratification, songs "
+                             "or count differ); use another workdir")
         return splits[:iterations]
-    splits = monte_carlo_splits(ids, iterations, test_fraction, seed)
+    splits = monte_carlo_splits(ids, iterations, test_fraction, seed, strata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_json(path, {"seed": seed, "test_fraction": test_fraction, "splits": splits})
+    files.write_json(path, {"seed": seed, "test_fraction": test_fraction,
+                            "stratified": stratified, "splits": splits})
     return splits
 
 
@@ -174,19 +221,44 @@ def random_crops(x: np.ndarray, crop: int, step: int, seeds: list[tuple[int, ...
     return out
 
 
+def mixup(x: np.ndarray, y: np.ndarray, alpha: float, step: int,
+          seeds: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018) of model k's batch ``x (K, B, freq, time, C)``, ``y (K, B, 4)``:
+    song b mixed with song perm(b) of the same batch, weight lam ~ Beta(alpha, alpha), both drawn
+    from ``SeedSequence(seeds[k], spawn_key=(MIXUP_STREAM, step))``. Inputs mix linearly; the
+    label is the two songs' Gaussian mixture moments: mean lam m1 + (1 - lam) m2, variance
+    lam s1^2 + (1 - lam) s2^2 + lam (1 - lam) (m1 - m2)^2."""
+    x_out, y_out = np.empty_like(x), np.empty_like(y)
+    for k in range(x.shape[0]):
+        rng = np.random.default_rng(np.random.SeedSequence(list(seeds[k]),
+                                                           spawn_key=(MIXUP_STREAM, int(step))))
+        perm = rng.permutation(x.shape[1])
+        lam = rng.beta(alpha, alpha, x.shape[1]).astype(np.float32)
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        x_out[k] = lam.reshape(shape) * x[k] + (1 - lam.reshape(shape)) * x[k, perm]
+        (m1, s1), (m2, s2) = (y[k, :, :2], y[k, :, 2:]), (y[k, perm, :2], y[k, perm, 2:])
+        w = lam[:, None]
+        means = w * m1 + (1 - w) * m2
+        variance = w * s1 ** 2 + (1 - w) * s2 ** 2 + w * (1 - w) * (m1 - m2) ** 2
+        y_out[k] = np.concatenate([means, np.sqrt(variance)], axis=-1)
+    return x_out, y_out
+
+
 class TrainBatches:
     """Background threads that prepare the stacked batches of K models, steps [start, stop).
 
     ``prefetch`` steps are prepared ahead, concurrently (Zarr decompression and NumPy release the
     GIL), and handed over in order. Yields ``(x (K, B, freq, time, C), y (K, B, 4))`` numpy
-    arrays (time = ``crop`` when set: random crops, :func:`random_crops`); ``wait_seconds`` adds
-    up the time the consumer spent blocked on data.
+    arrays (time = ``crop`` when set: random crops, :func:`random_crops`; then :func:`mixup`
+    when ``mixup_alpha`` is set); ``wait_seconds`` adds up the time the consumer spent blocked on
+    data.
     """
 
     def __init__(self, inputs: ModelInputs, labels: np.ndarray, train_indices: list[np.ndarray],
                  batch_size: int, seeds: list[tuple[int, ...]], start: int, stop: int,
-                 prefetch: int = 3, crop: int | None = None):
+                 prefetch: int = 3, crop: int | None = None, mixup_alpha: float | None = None):
         self.inputs, self.labels, self.crop = inputs, labels, crop
+        self.mixup_alpha = mixup_alpha
         self.train_indices, self.batch_size, self.seeds = train_indices, batch_size, seeds
         self.start, self.stop = start, stop
         self.wait_seconds = 0.0
@@ -204,6 +276,8 @@ class TrainBatches:
         y = np.stack([self.labels[i] for i in idx])
         if self.crop:
             x = random_crops(x, self.crop, step, self.seeds)
+        if self.mixup_alpha:
+            x, y = mixup(x, y, self.mixup_alpha, step, self.seeds)
         return x, y
 
     def _produce(self) -> None:

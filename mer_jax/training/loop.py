@@ -205,11 +205,9 @@ class Setup:
 
 def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int,
               splits_path: Path) -> Setup:
-    done = store.done
-    ids = [store.ids[i] for i in done]
-    index_of = {store.ids[i]: int(i) for i in done}
-    splits = data.load_or_create_splits(splits_path, ids, k_splits, config.test_fraction,
-                                        config.split_seed)
+    index_of = {store.ids[i]: int(i) for i in store.done}
+    splits = data.store_splits(splits_path, store, k_splits, config.test_fraction,
+                               config.split_seed)
     train_idx = [np.array([index_of[s] for s in split["train"]]) for split in splits]
     test_idx = [np.array([index_of[s] for s in split["test"]]) for split in splits]
     steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_idx[0]) / config.batch_size)
@@ -308,7 +306,7 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
         run.inputs, run.labels, [run.train_idx[k % n_splits] for k in range(len(models))],
         config.batch_size, [(models.seed(k), models.split(k)["iteration"])
                             for k in range(len(models))], start, run.steps, config.prefetch,
-        crop=config.crop_bins)
+        crop=config.crop_bins, mixup_alpha=config.mixup)
     log = MetricsLog(log_path, start, enabled=distributed.is_main())
     bar = tqdm(total=run.steps, initial=start, unit="step", disable=not progress,
                desc=f"training {len(models)} x {mode}")
