@@ -9,7 +9,8 @@ prior); the store's 2048 frames are resized once to 256 and log-compressed. Beyo
 chosen so that the model demonstrably learns (measured on the synthetic default dataset, where
 the earlier MSE-trained version never beat the calibrated constant):
 
-* per-frequency standardisation of the inputs, fitted on each model's own training songs;
+* per-frequency standardisation of the inputs, fitted on each model's own training songs (stds
+  floored at 1% of the largest, so that bins empty in every song stay near zero);
 * outputs as offsets from an output prior, the calibrated constant of the model's training
   songs (fitted, not trained): the model starts at the baseline it has to beat;
 * the loss is the Gaussian KL the evaluation scores (an MSE-trained std head predicts the label

@@ -41,6 +41,12 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 # scale through the 13 ReLU layers, with a zero output layer (a fresh model predicts exactly its
 # output prior, or a typical std with the softplus head)
 KERNEL_INITS = {"lecun": nn.initializers.lecun_normal, "he": nn.initializers.he_normal}
+# the std floor of the fitted input standardisation, as 1% of a reference std over all bins and
+# channels: "peak" (the largest std: a bin that varies 100x less than the liveliest one is scaled
+# as a bin with 1% of its spread, so near-empty bins stay near zero) or "median" (the first rule,
+# kept to reproduce earlier runs: when half the bins are nearly empty - MP3s low-passed by their
+# encoder, a stem with nothing above its band - it blows their noise up to unit variance)
+INPUT_FLOORS = ("peak", "median")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +65,8 @@ class ModelConfig:
     compute_dtype: str = "float32"       # or "bfloat16": activations (params and head stay f32)
     kernel_init: str = "lecun"           # "lecun" (flax's default) or "he" (KERNEL_INITS)
     spectral_skip: bool = False          # the head also sees each input bin's time mean and std
+    input_floor: str = "peak"            # input_norm's std floor: 1% of the "peak" or "median" std
+    input_clip: float = 0.0              # > 0: standardised inputs clipped to [-clip, clip]
 
     def __post_init__(self):
         if self.lstm_over not in ("channels", "time"):
@@ -74,6 +82,11 @@ class ModelConfig:
         if self.kernel_init not in KERNEL_INITS:
             raise ValueError(f"kernel_init must be one of {tuple(KERNEL_INITS)}, "
                              f"not {self.kernel_init!r}")
+        if self.input_floor not in INPUT_FLOORS:
+            raise ValueError(f"input_floor must be one of {INPUT_FLOORS}, "
+                             f"not {self.input_floor!r}")
+        if not self.input_clip >= 0:
+            raise ValueError(f"input_clip must be >= 0 (0: no clipping), not {self.input_clip}")
         if len(self.kernels) != len(self.conv_channels):
             raise ValueError("one kernel size per conv block")
 
@@ -143,7 +156,8 @@ class ConvReLU(nn.Module):
 
 
 class InputNorm(nn.Module):
-    """``(x - mean) * scale`` per frequency bin and channel: ``(B, F, T, C)`` -> same shape.
+    """``(x - mean) * scale`` per frequency bin and channel, clipped to ``[-clip, clip]`` when
+    ``clip > 0``: ``(B, F, T, C)`` -> same shape.
 
     ``mean`` and ``scale`` (``(F, 1, C)``, initially 0 and 1) are parameters so that they travel
     with the model (checkpoints, exports, vmapped stacks), but they are *fitted*, not trained: the
@@ -151,20 +165,27 @@ class InputNorm(nn.Module):
     (:func:`set_input_norm`) and no gradient reaches them (``stop_gradient``; Adam's update of a
     zero gradient is zero)."""
 
+    clip: float = 0.0
+
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         shape = (x.shape[1], 1, x.shape[3])
         mean = self.param("mean", nn.initializers.zeros_init(), shape, jnp.float32)
         scale = self.param("scale", nn.initializers.ones_init(), shape, jnp.float32)
-        return (x - jax.lax.stop_gradient(mean)) * jax.lax.stop_gradient(scale)
+        x = (x - jax.lax.stop_gradient(mean)) * jax.lax.stop_gradient(scale)
+        return jnp.clip(x, -self.clip, self.clip) if self.clip > 0 else x
 
 
-def set_input_norm(params: dict, mean: np.ndarray, std: np.ndarray) -> dict:
+def set_input_norm(params: dict, mean: np.ndarray, std: np.ndarray,
+                   floor: str = "peak") -> dict:
     """``params`` with ``InputNorm_0`` fitted: ``mean`` and ``std`` ``(F, C)`` of the training
-    inputs over songs and time (stds floored at 1% of their median, so that a near-constant bin
-    is not blown up)."""
+    inputs over songs and time, stds floored at 1% of their ``floor`` (``INPUT_FLOORS``: the
+    largest or the median std), so that a near-constant bin is not blown up."""
     std = np.asarray(std, np.float64)
-    scale = 1.0 / np.maximum(std, 0.01 * np.median(std) + 1e-12)
+    if floor not in INPUT_FLOORS:
+        raise ValueError(f"floor must be one of {INPUT_FLOORS}, not {floor!r}")
+    reference = np.median(std) if floor == "median" else np.max(std)
+    scale = 1.0 / np.maximum(std, 0.01 * reference + 1e-12)
     norm = {"mean": jnp.asarray(np.asarray(mean)[:, None, :], jnp.float32),
             "scale": jnp.asarray(scale[:, None, :], jnp.float32)}
     return {**params, "InputNorm_0": norm}
@@ -201,7 +222,7 @@ class CRNN(nn.Module):
         cfg = self.config
         dtype = jnp.dtype(cfg.compute_dtype)
         if cfg.input_norm:
-            x = InputNorm()(x)
+            x = InputNorm(cfg.input_clip)(x)
         x = x.astype(dtype)
         spectral = (jnp.concatenate([x.mean(axis=2), x.std(axis=2)], axis=1).reshape(
             x.shape[0], -1) if cfg.spectral_skip else None)  # (batch, 2 freq C)

@@ -88,6 +88,38 @@ def test_fitted_input_norm_and_output_prior_are_not_trained():
     np.testing.assert_allclose(np.asarray(apply(zero)), np.tile(prior, (3, 1)), rtol=1e-5)
 
 
+def test_input_norm_floor_keeps_empty_bins_near_zero_and_clip_bounds_outliers():
+    """Half the bins nearly empty (MP3s low-passed at 11 kHz): the "median" floor blows
+    their noise up to unit variance, the "peak" floor keeps it 100x smaller than the live bins';
+    ``input_clip`` bounds what one outlier song shows the network."""
+    import dataclasses
+    from mer_jax.model import InputNorm, set_input_norm
+    std = np.concatenate([np.full((64, 1), 0.5), np.full((65, 1), 1e-4)])
+    mean = np.zeros((129, 1))
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 129, 16, 1)) * std[None, :, None, :], jnp.float32)
+    out = {}
+    for floor in ("median", "peak"):
+        params = set_input_norm({}, mean, std, floor=floor)["InputNorm_0"]
+        out[floor] = np.asarray(InputNorm().apply({"params": params}, x))
+        live = out[floor][:, :64].std()
+        assert 0.8 < live < 1.2, floor          # the live bins are standardised either way
+    assert 0.8 < out["median"][:, 64:].std() < 1.2   # median std 1e-4: noise at unit variance
+    assert out["peak"][:, 64:].std() < 0.05          # peak floor: 0.005, noise stays ~0.02
+    params = set_input_norm({}, mean, std, floor="peak")["InputNorm_0"]
+    spike = x.at[0, 70, 3, 0].set(1.0)       # 1.0 / 0.005 = 200 standard deviations
+    assert float(jnp.abs(InputNorm().apply({"params": params}, spike)).max()) > 150
+    clipped = InputNorm(clip=5.0).apply({"params": params}, spike)
+    assert float(jnp.abs(clipped).max()) == 5.0
+    np.testing.assert_array_equal(np.asarray(clipped)[:, :64], out["peak"][:, :64].clip(-5, 5))
+    with pytest.raises(ValueError, match="floor"):
+        set_input_norm({}, mean, std, floor="mean")
+    with pytest.raises(ValueError, match="input_floor"):
+        dataclasses.replace(TINY, input_floor="max")
+    with pytest.raises(ValueError, match="input_clip"):
+        dataclasses.replace(TINY, input_clip=-1.0)
+
+
 def test_pool_summary_replaces_the_lstms():
     import dataclasses
     config = dataclasses.replace(TINY, summary="pool")

@@ -112,6 +112,22 @@ def test_bad_song_is_recorded_and_retried(synth, tmp_path):
     np.testing.assert_array_equal(after[3], before[3])  # untouched songs kept
 
 
+def test_a_songs_source_is_its_content_not_its_file_times(synth, tmp_path):
+    """A remounted or copied data folder (new modification times, same bytes) reuses the store;
+    one changed byte redoes the song."""
+    from mer_jax.preprocess import source_fingerprint
+    original = synth / "chorus" / "1.wav"
+    copy = tmp_path / "1.wav"
+    shutil.copy(original, copy)
+    os.utime(copy, ns=(1, 1))
+    assert copy.stat().st_mtime_ns != original.stat().st_mtime_ns
+    assert source_fingerprint(copy) == source_fingerprint(original)
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 1
+    copy.write_bytes(bytes(data))
+    assert source_fingerprint(copy) != source_fingerprint(original)
+
+
 def test_second_writer_is_locked_out(oracle_store, synth):
     with StoreLock(oracle_store):
         with pytest.raises(StoreError, match="being written by another preprocess"):

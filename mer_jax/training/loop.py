@@ -163,7 +163,8 @@ def init_models(config: TrainConfig, models: Models, inputs: data.ModelInputs,
         if config.model.input_norm:
             if it not in moments:
                 moments[it] = inputs.moments(train_idx[it])
-            state = state.replace(params=set_input_norm(state.params, *moments[it]))
+            state = state.replace(params=set_input_norm(state.params, *moments[it],
+                                                        floor=config.model.input_floor))
         if config.model.output_prior:
             prior = baselines.calibrated(labels[train_idx[it]])
             state = state.replace(params=set_output_prior(state.params, prior))
