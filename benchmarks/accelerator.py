@@ -221,9 +221,10 @@ def separation(audio: list[Path], cache_dir: Path, seconds: float, repeats: int)
     start = time.perf_counter()
     stems = [separator.finish(t) for t in twos[:2]]
     out["hpss_split_s_per_song"] = (time.perf_counter() - start) / 2
-    config = PreprocessConfig.for_clip("spleeter4", seconds).spectrogram
+    pre = PreprocessConfig.for_clip("spleeter4", seconds)
     waves = jnp.asarray(np.concatenate([clips[0].mean(axis=0)[None], stems[0]]))
-    _, out["spectrograms_s_per_song"] = timed(lambda: spectrogram(waves, config), repeats)
+    _, out["spectrograms_s_per_song"] = timed(
+        lambda: spectrogram(waves, pre.spectrogram, pre.sample_rate), repeats)
     start = time.perf_counter()
     for signal in np.asarray(waves):
         opensmile_features.functionals(signal, 44_100)

@@ -96,7 +96,8 @@ def main(argv=None) -> int:
         cache_dir=args.cache_dir, clip_seconds=CLIP_SECONDS, iterations=args.iterations,
         workers=args.workers)
     start = time.perf_counter()
-    preprocess(args.data_dir, PreprocessConfig.for_clip("spleeter4", CLIP_SECONDS),
+    preprocess(args.data_dir, PreprocessConfig.for_clip("spleeter4", CLIP_SECONDS,
+                                                        config.spectrogram),
                args.cache_dir, args.workers)
     preprocessed = time.perf_counter()
     result = experiment.run_experiment(settings)

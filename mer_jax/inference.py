@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import warnings
@@ -64,9 +65,20 @@ class LoadedModel:
     input_shape: tuple[int, int, int]  # (freq, time, channels)
     params: dict
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 (16 hex digits) of the parameters' paths, shapes, dtypes and values: a model
+        retrained in the same folder is another model."""
+        digest = hashlib.sha256()
+        for key, leaf in jax.tree_util.tree_flatten_with_path(self.params)[0]:
+            leaf = np.ascontiguousarray(leaf)
+            digest.update(f"{jax.tree_util.keystr(key)}{leaf.shape}{leaf.dtype}".encode())
+            digest.update(leaf.tobytes())
+        return digest.hexdigest()[:16]
+
     def describe(self) -> dict:
-        return {"model": self.source, "mode": self.mode, "iteration": self.iteration,
-                "separator_in_training": self.preprocess.separator,
+        return {"model": self.source, "params_sha256": self.digest, "mode": self.mode,
+                "iteration": self.iteration, "separator_in_training": self.preprocess.separator,
                 "window_seconds": self.preprocess.clip_seconds,
                 "std_activation": self.config.model.std_activation}
 
@@ -263,7 +275,7 @@ class Predictor:
             waves = audio_io.to_mono(clip)[None]
         else:
             waves = self._separator(clip, path, path.stem, start)
-        spectra = np.asarray(spectrogram(jnp.asarray(waves), pre.spectrogram))
+        spectra = np.asarray(spectrogram(jnp.asarray(waves), pre.spectrogram, pre.sample_rate))
         config = self.model.config
         return model_input(spectra, config.time_bins, config.log_input, config.time_pool)
 

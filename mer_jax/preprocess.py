@@ -82,7 +82,7 @@ def process_song(clip: np.ndarray, stems: np.ndarray, config: PreprocessConfig) 
     """Features of one song from its clip ``(channels, n)`` and stems ``(4, n)``."""
     mono = audio_io.to_mono(clip)
     spectra = np.asarray(spectrogram(jnp.asarray(np.concatenate([mono[None], stems])),
-                                     config.spectrogram))
+                                     config.spectrogram, config.sample_rate))
     smile = [opensmile_features.functionals(x, config.sample_rate) for x in (mono, *stems)]
     return {"mixed_spectrogram": spectra[0], "sep_spectrogram": spectra[1:],
             "stems": stems.astype(np.float32), "mixed_opensmile": smile[0],

@@ -48,15 +48,21 @@ def main(argv=None) -> int:
         from mer_jax import distributed
         distributed.initialize()
     config = apply_overrides(load_config(args.config), args.overrides)
-    input_shape = (SpectrogramConfig().bins, config.time_bins, input_channels(args.mode))
+    input_shape = (SpectrogramConfig.named(config.spectrogram).bins, config.time_bins,
+                   input_channels(args.mode))
     if args.dry_run:
         print(f"input shape: {input_shape} (frequency, time, channels)")
         print(f"params: {count_params(param_shapes(config.model, input_shape))}")
         return 0
     if args.store is None or args.workdir is None:
         parser.error("--store and --workdir are required unless --dry-run")
+    from mer_jax.store import StoreError
     from mer_jax.training.loop import train_and_evaluate
-    result = train_and_evaluate(config, args.store, args.workdir, args.mode, args.iterations)
+    try:
+        result = train_and_evaluate(config, args.store, args.workdir, args.mode, args.iterations)
+    except StoreError as err:          # e.g. a store made with another spectrogram
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"{config.seeds * (args.iterations or config.iterations)} models ({config.seeds} seeds "
           f"x {args.iterations or config.iterations} iterations), {result.steps} steps, "
           f"{result.step_seconds:.3f} s/step, data wait {100 * result.data_wait_fraction:.1f}% "

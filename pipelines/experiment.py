@@ -132,7 +132,8 @@ def _store_and_splits(settings: ExperimentSettings, k_models: int, progress: boo
     while the others wait, then finds them made."""
     def make(show):
         path = preprocess(settings.data_dir, PreprocessConfig.for_clip(
-            settings.separator, settings.clip_seconds), settings.cache_dir, settings.workers,
+            settings.separator, settings.clip_seconds, settings.config.spectrogram),
+            settings.cache_dir, settings.workers,
             progress=show, dataset=read_dataset(settings.data_dir, settings.dataset))
         store = FeatureStore(path)
         return path, data.store_splits(settings.workdir / "splits.json", store, k_models,

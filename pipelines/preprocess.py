@@ -2,7 +2,8 @@
 
     python -m pipelines.preprocess --data-dir DIR [--dataset auto|pmemo|emomusic|deam|csv|4q] \
         [--separator spleeter4|umxhq|umxl|oracle|stems:STEMS_DIR] [--weights-dir W] \
-        [--cache-dir cache] [--workers N] [--clip-seconds 45] [--shard i/n]
+        [--cache-dir cache] [--workers N] [--clip-seconds 45] [--spectrogram stft|mel] \
+        [--shard i/n]
 
 DIR is any layout of mer_jax.data (PMEmo2019, emoMusic, DEAM, 4Q, a folder with an annotations.csv;
 detected unless --dataset names it). stems:STEMS_DIR reads stems made by another tool (Demucs,
@@ -10,9 +11,13 @@ Open-Unmix, Wave-U-Net; layouts in mer_jax.separation.stems); a song without its
 recorded as failed, naming the missing ones. umxhq/umxl (Open-Unmix) read their released weights
 from --weights-dir or $MER_JAX_WEIGHTS (mer_jax.separation.openunmix_weights).
 
-Rerunning resumes: finished songs are kept, pending and failed ones are (re)done. Failed songs are listed with their reasons and skipped, as are the songs the
-reader left out (e.g. no std annotation, no audio) and audio files no annotation names; the exit
-code is 1 only when no song (of the shard) could be processed.
+--spectrogram: the CRNN's input, "stft" (the paper's |STFT|) or "mel" (mel bands, for configs that
+train on them: mer_jax.features.spectrogram); each makes its own store.
+
+Rerunning resumes: finished songs are kept, pending and failed ones are (re)done. Failed songs
+are listed with their reasons and skipped, as are the songs the reader left out (e.g. no std
+annotation, no audio) and audio files no annotation names; the exit code is 1 only when no song
+(of the shard) could be processed.
 
 --shard i/n (1 <= i <= n) processes only the i-th of n contiguous, disjoint blocks of songs; the n
 shards may run at the same time (a Slurm job array: ``--shard $SLURM_ARRAY_TASK_ID/N`` with
@@ -36,6 +41,7 @@ import numpy as np
 from mer_jax import audio as audio_io
 from mer_jax.data import DatasetError
 from mer_jax.data import DATASET_CHOICES, read_dataset
+from mer_jax.features.spectrogram import KINDS as SPECTROGRAM_KINDS
 from mer_jax.preprocess import PreprocessConfig, preprocess, shard_songs
 from mer_jax.runtime import run_command
 from mer_jax.separation import separator_name, use_weights_dir
@@ -76,6 +82,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--clip-seconds", type=float, default=audio_io.CLIP_SECONDS,
                         help="clip length (the paper: 45 s -> 15,502 STFT frames)")
+    parser.add_argument("--spectrogram", choices=SPECTROGRAM_KINDS, default="stft",
+                        help="stft (the paper's 129 |STFT| bins, default) or mel (129 mel bands, "
+                             "30 Hz-11 kHz: what configs/small_real.py trains on)")
     parser.add_argument("--shard", type=_shard, default=(1, 1), metavar="i/n",
                         help="only the i-th of n disjoint blocks of songs (default 1/1: all)")
     parser.add_argument("--separator-batch", type=int, default=None, metavar="B",
@@ -83,7 +92,7 @@ def main(argv=None) -> int:
                              "0 = none on CPU)")
     args = parser.parse_args(argv)
     use_weights_dir(args.weights_dir)
-    config = PreprocessConfig.for_clip(args.separator, args.clip_seconds)
+    config = PreprocessConfig.for_clip(args.separator, args.clip_seconds, args.spectrogram)
     try:
         dataset = read_dataset(args.data_dir, args.dataset)
         path = preprocess(args.data_dir, config, args.cache_dir, workers=args.workers,

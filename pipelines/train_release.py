@@ -53,9 +53,8 @@ def main(argv=None) -> int:
     config = apply_overrides(load_config(args.config), [
         *args.overrides, "iterations=1", "seeds=1", "seed=0", f"test_fraction={HELD_OUT}"])
     workdir = args.workdir or args.cache_dir / "release" / f"4q-{Path(args.config).stem}"
-    store_path = preprocess(args.data_dir, PreprocessConfig.for_clip("spleeter4",
-                                                                     args.clip_seconds),
-                            args.cache_dir, args.workers)
+    store_path = preprocess(args.data_dir, PreprocessConfig.for_clip(
+        "spleeter4", args.clip_seconds, config.spectrogram), args.cache_dir, args.workers)
     train_and_evaluate(config, store_path, workdir, "mixed", 1)
     store = FeatureStore(store_path)
     splits = data.store_splits(workdir / "splits.json", store, 1, config.test_fraction,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 import soundfile as sf
 
@@ -166,6 +167,24 @@ def test_cli_walks_folders_skips_bad_files_and_resumes(trained, songs, tmp_path,
 
     # another model into the same output is refused
     assert main(args + ["--mode", "sep"]) == 2
+    assert "another model" in capsys.readouterr().err
+
+
+def test_a_model_retrained_in_the_same_folder_never_resumes_old_predictions(trained, songs,
+                                                                            tmp_path, capsys):
+    folder = tmp_path / "release"
+    shutil.copytree(trained / "models" / "mixed_iteration_1", folder)
+    args = [str(songs[0]), "--checkpoint", str(folder), "--out", str(tmp_path / "p.csv"),
+            "--quiet"]
+    assert main(args) == 0 and main(args) == 0
+    assert "(1 already done" in capsys.readouterr().err.strip().splitlines()[-1]
+    # retrained: other weights, the same folder, config and model.json
+    params = inference.load_model(folder).params
+    shutil.rmtree(folder / "params")
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(folder.resolve() / "params",
+                          jax.tree_util.tree_map(lambda p: p * 1.01, params))
+    assert main(args) == 2
     assert "another model" in capsys.readouterr().err
 
 

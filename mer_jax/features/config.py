@@ -36,15 +36,18 @@ class PreprocessConfig:
         return int(round(self.clip_seconds * self.sample_rate))
 
     @classmethod
-    def for_clip(cls, separator: str, clip_seconds: float) -> "PreprocessConfig":
-        """A config whose spectrogram frame count fits ``clip_seconds`` (45 s: the paper's 15,502)."""
+    def for_clip(cls, separator: str, clip_seconds: float,
+                 spectrogram: str = "stft") -> "PreprocessConfig":
+        """A config whose spectrogram (``SpectrogramConfig.named``: "stft", the paper's, or "mel")
+        has the frame count that fits ``clip_seconds`` (45 s: the paper's 15,502)."""
         samples = int(round(clip_seconds * audio_io.SAMPLE_RATE))
         frames = SpectrogramConfig.frames_for(samples)
         return cls(separator=separator, clip_seconds=clip_seconds,
-                   spectrogram=SpectrogramConfig(n_frames=frames))
+                   spectrogram=SpectrogramConfig.named(spectrogram, frames))
 
     def to_dict(self) -> dict:
-        return {"version": PREPROCESS_VERSION, **dataclasses.asdict(self)}
+        return {"version": PREPROCESS_VERSION, **dataclasses.asdict(self),
+                "spectrogram": self.spectrogram.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> "PreprocessConfig":

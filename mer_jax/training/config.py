@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from mer_jax.features.model_input import TIME_POOLS
+from mer_jax.features.spectrogram import KINDS as SPECTROGRAM_KINDS
 from mer_jax.model import ModelConfig
 
 LR_SCHEDULES = ("constant", "cosine")   # steps.learning_rate makes them
@@ -18,6 +19,9 @@ LR_SCHEDULES = ("constant", "cosine")   # steps.learning_rate makes them
 class TrainConfig:
     """Everything a training run depends on (saved with the run as JSON).
 
+    spectrogram: the spectrogram the model is trained on, "stft" (the paper's) or "mel"
+        (``mer_jax.features.spectrogram``): the pipelines preprocess with it, and training
+        refuses a store made with the other.
     time_bins: model input width; the store's 2048 frames are resized once at load when smaller.
     time_pool: how: "resize" (the paper's bilinear resize) or "mean" (block averages, every
         stored frame counts; needs a divisor of the stored width).
@@ -42,6 +46,7 @@ class TrainConfig:
     """
 
     model: ModelConfig = ModelConfig()
+    spectrogram: str = "stft"
     time_bins: int = 2048
     log_input: bool = False
     time_pool: str = "resize"
@@ -67,6 +72,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in ("mse", "gaussian_kl"):
             raise ValueError(f"loss must be 'mse' or 'gaussian_kl', not {self.loss!r}")
+        if self.spectrogram not in SPECTROGRAM_KINDS:
+            raise ValueError(f"spectrogram must be one of {SPECTROGRAM_KINDS}, not "
+                             f"{self.spectrogram!r}")
         if self.time_pool not in TIME_POOLS:
             raise ValueError(f"time_pool must be one of {TIME_POOLS}, not {self.time_pool!r}")
         if self.crop_bins is not None and (self.model.summary != "pool"

@@ -26,7 +26,8 @@ import numpy as np
 
 from mer_jax import files, quadrants
 from mer_jax.features.model_input import MODES, model_input
-from mer_jax.store import FeatureStore
+from mer_jax.features.spectrogram import SpectrogramConfig
+from mer_jax.store import FeatureStore, StoreError
 
 BATCH_STREAM = 1   # spawn-key tag of the batch-order streams (the splits' streams have none)
 CROP_STREAM = 2    # spawn-key tag of the random-crop streams
@@ -122,9 +123,15 @@ class ModelInputs:
     """
 
     def __init__(self, store: FeatureStore, mode: str, time_bins: int, log_input: bool,
-                 memory_limit_bytes: int = 4 << 30, time_pool: str = "resize"):
+                 memory_limit_bytes: int = 4 << 30, time_pool: str = "resize",
+                 spectrogram: str = "stft"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        stored = SpectrogramConfig(**store.attrs["config"]["spectrogram"]).kind
+        if stored != spectrogram:
+            raise StoreError(f"the config trains on {spectrogram!r} spectrograms, the store "
+                             f"{store.path} holds {stored!r} ones: preprocess with "
+                             f"--spectrogram {spectrogram}")
         self.array = store.array(f"{mode}/spectrogram")
         self.mode, self.time_bins, self.log_input = mode, time_bins, log_input
         self.time_pool = time_pool

@@ -214,7 +214,7 @@ def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int
     steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_idx[0]) / config.batch_size)
     return Setup(Models(config.seed_values, splits), train_idx, test_idx,
                  data.ModelInputs(store, mode, config.time_bins, config.log_input,
-                                  time_pool=config.time_pool),
+                                  time_pool=config.time_pool, spectrogram=config.spectrogram),
                  store.labels.astype(np.float32), config.epochs * steps_per_epoch)
 
 
