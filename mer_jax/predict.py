@@ -14,9 +14,9 @@ path, valence_mean, arousal_mean, valence_std, arousal_std - CSV with those colu
 (one object: the model used, and per file the aggregate and its windows). Without --out the CSV
 goes to stdout. Files already in the output are skipped on rerun (a row is complete only with
 its newline; an output of another model - its path or its parameters' SHA-256 differ - or other
-settings is refused); unreadable files are reported on stderr with the reason and skipped, silent ones
-predicted with a warning. Exit code 1 only when every file given failed (none predicted, now or
-in an earlier run); 2 on usage errors.
+settings is refused); unreadable files are reported on stderr with the reason and skipped,
+silent ones predicted with a warning. Exit code 1 only when every file given failed (none
+predicted, now or in an earlier run); 2 on usage errors.
 The last line printed (stderr) is ``predicted N files (K already done, F failed)``.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ Layout (N songs; one song per chunk; zstd):
     status               (N,)                 int8    0 pending, 1 done, 2 failed
     errors               (N,)                 str     reason of a failure ("" otherwise)
     sources              (N,)                 str     size:sha256 of the audio the song was made from
-    mixed/spectrogram    (N, 129, T)          float32 |STFT| (or mel bands) of the mono mix, T = 2048
+    mixed/spectrogram    (N, 129, T)          float32 |STFT| or mel bands of the mono mix, T = 2048
     sep/spectrogram      (N, 4, 129, T)       float32 the same for vocals, bass, drums, other
     sep/stems            (N, 4, samples)      float32 the separated mono stems
     mixed/opensmile      (N, 6373)            float32 ComParE_2016 functionals of the mix
