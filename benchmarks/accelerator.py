@@ -1,7 +1,7 @@
 """Benchmark: mer-jax on one accelerator, sized for a 15-minute lease (not a test).
 
     python benchmarks/accelerator.py --audio DIR [--out DIR] [--budget 420] [--config paper]
-        [--crnn CONFIG:K:C:DTYPE[:eval] ...] [--crnn-more ...] [--songs 80] [--workers N]
+        [--crnn CONFIG:K:C:DTYPE[:eval][:loop] ...] [--crnn-more ...] [--songs 80] [--workers N]
         [--weights-fp16 FILE] [--skip SECTION ...]
 
 The H200 runs of BENCHMARKS.md: run 1 with the defaults; run 2 with
@@ -12,29 +12,34 @@ Sections, in this order; one that would start after ``--budget`` seconds is skip
 as such), a failing one is recorded and the next runs; the JSON is rewritten after each one:
   peaks        n^3 matrix products, n = --peak-size (8192), in bf16 and in f32 at default and
                at highest precision, ten chained in one program: the chip's measured rates.
-  crnn         ``--crnn`` entries (default: the paper CRNN, 5,966,116 parameters, for K = 1, 10,
-               20, "sep" (4 channels) at K = 10 and the evaluation forward at K = 10), batch 8,
+  crnn         ``--crnn`` entries (default: the paper CRNN, 5,966,116 parameters, at K = 1; at
+               K = 10 vmapped with the convolutions looped (``:loop``, MER_JAX_VMAP_CONV=loop);
+               "sep" (4 channels) and the evaluation forward at K = 1; K = 10 with XLA's grouped
+               convolutions), batch 8,
                one Adam step of K models vmapped in one program (``MultiModel``, chunk = K):
                compile seconds, seconds per step and per model-step, speed-up per model over
                K = 1, FLOP/s (the analytic count of benchmarks/crnn_step.py for the paper's
                topology, else XLA's cost analysis, which misses cuDNN's convolutions) against
                the measured peak, device memory (the compiled step's analysis; the device's
                running peak).
-  separation   real 45 s clips (``--audio``: audio files, replicated to fill a batch): Spleeter's
-               U-Net batched over 1 and 8 songs on the device, the spectrograms, the HPSS split
-               and openSMILE per song (the CPU stages), seconds per song each.
+  separation   real 45 s clips (``--audio``: audio files, replicated to fill a batch): the
+               spleeter4 separator (U-Net and HPSS split, one program) batched over 1 and 8 songs
+               on the device, the split alone on the host CPU, the spectrograms on the device and
+               openSMILE on one CPU core, seconds per song each.
   preprocess   the whole preprocessing (spleeter4, 45 s clips) of ``--songs`` songs made of the
-               ``--audio`` files (copies under new ids, quadrant layout): U-Net batched in this
-               process, ``--workers`` CPU processes around it; songs per minute.
+               ``--audio`` files (copies under new ids, quadrant layout): separator and spectrograms
+               in this process, ``--workers`` CPU processes around it; songs per minute.
   forests      the paper's Random Forest (100 trees, all features) on a training split of 635
                songs: one "mixed" (6,373 features) and one "sep" (25,492) fit, random features.
   train        ``python -m mer_jax.train`` (small config, 2 iterations x 3 seeds, 1 epoch) on the
                store the preprocess section wrote: the real command runs on this device.
-  crnn_more    ``--crnn-more`` entries (default: bfloat16 at K = 20, K = 2 and 4, bfloat16 at 1).
+  crnn_more    ``--crnn-more`` entries (default: bfloat16 at K = 1; looped: sep at K = 10, K = 4
+               and K = 20, last, as compiling 20 vmapped CRNNs once crashed XLA's autotuner).
   auto_chunk   the ``models_in_parallel`` that "auto" picks for ``--auto-chunk-k`` models.
 Then a projection of the full paper experiment on PMEmo (794 songs; 10 iterations; per input 10
 CRNNs x 77 steps x 4 epochs with a validation pass every 7 steps; one forest per iteration and
-input) from the measured figures. Writes OUT/accelerator.json; prints a short table last.
+input, fitted alongside the CRNNs as pipelines.experiment does on an accelerator, and one after
+the other) from the measured figures. Writes OUT/accelerator.json; prints a short table last.
 ``--weights-fp16``: the Spleeter weights as a float16 .npz (what fits a transfer limit), widened
 to float32 into the cache first (their rounding does not change the timings).
 """
@@ -68,10 +73,12 @@ from mer_jax.training import steps  # noqa: E402
 from mer_jax.training.config import apply_overrides, load_config  # noqa: E402
 
 PAPER_SONGS, PAPER_TEST, STEPS_PER_EPOCH, EPOCHS, EVAL_EVERY = 794, 159, 77, 4, 7
-CRNN_FIRST = ["paper:1:1:float32", "paper:10:1:float32", "paper:20:1:float32",
-              "paper:10:4:float32", "paper:10:1:float32:eval"]
-CRNN_MORE = ["paper:20:1:bfloat16", "paper:2:1:float32", "paper:4:1:float32",
-             "paper:1:1:bfloat16"]
+# vmapped K > 1 with the convolutions looped first (XLA's grouped ones measured 0.77x per model
+# on the H200); K = 20 last: compiling 20 vmapped CRNNs once crashed XLA's GPU autotuner
+CRNN_FIRST = ["paper:1:1:float32", "paper:10:1:float32:loop", "paper:1:4:float32",
+              "paper:1:1:float32:eval", "paper:10:1:float32"]
+CRNN_MORE = ["paper:1:1:bfloat16", "paper:10:4:float32:loop", "paper:4:1:float32:loop",
+             "paper:20:1:float32:loop"]
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -168,26 +175,36 @@ def crnn_step(config, k: int, channels: int, repeats: int, evaluate: bool = Fals
 
 
 def crnn_plan(entries: list[str]) -> list[tuple]:
-    """"CONFIG:K:C:DTYPE[:eval]" entries (e.g. "paper:10:4:float32") -> (config, K, channels,
-    evaluate) tuples."""
+    """"CONFIG:K:C:DTYPE[:eval][:loop]" entries (e.g. "paper:10:4:float32:loop") -> (config, K,
+    channels, evaluate, vmap_conv) tuples; "loop": the vmapped convolutions as a loop of K
+    (``MER_JAX_VMAP_CONV=loop``), else XLA's grouped ones."""
     plan = []
     for entry in entries:
-        name, k, channels, dtype, *kind = entry.split(":")
+        name, k, channels, dtype, *flags = entry.split(":")
+        if set(flags) - {"eval", "loop"}:
+            raise ValueError(f"{entry}: unknown flags {sorted(set(flags) - {'eval', 'loop'})}")
         config = apply_overrides(load_config(name), [f"model.compute_dtype={dtype}"])
-        plan.append((config, int(k), int(channels), kind == ["eval"]))
+        plan.append((config, int(k), int(channels), "eval" in flags,
+                     "loop" if "loop" in flags else "grouped"))
     return plan
 
 
 def crnn(plan: list, repeats: int, log) -> None:
-    """Measure each (config, K, channels, evaluate) of ``plan`` while within the budget."""
-    for cfg, k, channels, evaluate in plan:
-        name = f"crnn K={k} C={channels} {cfg.model.compute_dtype}{' eval' if evaluate else ''}"
+    """Measure each (config, K, channels, evaluate, vmap_conv) of ``plan`` within the budget."""
+    from mer_jax.kernels.conv import VMAP_VARIABLE
+    for cfg, k, channels, evaluate, vmap_conv in plan:
+        name = (f"crnn K={k} C={channels} {cfg.model.compute_dtype}{' eval' if evaluate else ''}"
+                f" {vmap_conv}")
         if log.over_budget(name):
             break
+        os.environ[VMAP_VARIABLE] = vmap_conv      # read when the step is traced
         try:
-            log.note("crnn", crnn_step(cfg, k, channels, repeats, evaluate))
+            log.note("crnn", {**crnn_step(cfg, k, channels, repeats, evaluate),
+                              "vmap_conv": vmap_conv})
         except Exception as err:  # noqa: BLE001 - e.g. out of memory: a result, not the end
             log.error(name, err)
+        finally:
+            os.environ.pop(VMAP_VARIABLE, None)
 
 
 def auto_chunk(config, k: int) -> dict:
@@ -205,24 +222,29 @@ def load_clips(audio: list[Path], n: int, seconds: float) -> list[np.ndarray]:
 
 
 def separation(audio: list[Path], cache_dir: Path, seconds: float, repeats: int) -> dict:
-    """Seconds per song of each preprocessing stage (U-Net batched on the device)."""
+    """Seconds per song of each preprocessing stage: the separator (U-Net and HPSS split, one
+    program) batched on the device, the split alone on this host's CPU (a worker's cost without
+    the device), the spectrograms on the device, openSMILE on one CPU core."""
+    from mer_jax.data.songs import STEM_ORDER
     from mer_jax.features import opensmile_features
     from mer_jax.features.spectrogram import spectrogram
     from mer_jax.preprocess import PreprocessConfig
     from mer_jax.separation import Spleeter4Separator
+    from mer_jax.separation.accompaniment import split_accompaniment
     clips = load_clips(audio, 8, seconds)
     separator = Spleeter4Separator(cache_dir)
     out = {"clip_seconds": seconds}
     for batch in (1, 8):
-        first, per_call = timed(lambda: separator.two_stems(clips[:batch], batch), repeats)
-        out[f"unet_batch{batch}_first_call_s"] = first
-        out[f"unet_batch{batch}_s_per_song"] = per_call / batch
-    twos = separator.two_stems(clips, 8)
-    start = time.perf_counter()
-    stems = [separator.finish(t) for t in twos[:2]]
-    out["hpss_split_s_per_song"] = (time.perf_counter() - start) / 2
+        first, per_call = timed(lambda: separator.separate_many(clips[:batch], batch), repeats)
+        out[f"separator_batch{batch}_first_call_s"] = first
+        out[f"separator_batch{batch}_s_per_song"] = per_call / batch
+    stems = separator.separate_many(clips[:1], 1)[0]
+    accompaniment = np.delete(stems, STEM_ORDER.index("vocals"), axis=0).sum(axis=0)
+    with jax.default_device(jax.devices("cpu")[0]):
+        _, out["hpss_split_cpu_s_per_song"] = timed(
+            lambda: split_accompaniment(accompaniment), repeats)
     pre = PreprocessConfig.for_clip("spleeter4", seconds)
-    waves = jnp.asarray(np.concatenate([clips[0].mean(axis=0)[None], stems[0]]))
+    waves = jnp.asarray(np.concatenate([clips[0].mean(axis=0)[None], stems]))
     _, out["spectrograms_s_per_song"] = timed(
         lambda: spectrogram(waves, pre.spectrogram, pre.sample_rate), repeats)
     start = time.perf_counter()
@@ -319,8 +341,12 @@ def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict
         out["forests_20_s"] = 10 * (forest["mixed_fit_s"] + forest["sep_fit_s"])
         out["forests_40_s"] = 2 * out["forests_20_s"]
     if "crnn_s" in out and forest:
-        out["experiment_20_forests_s"] = out["crnn_s"] + out["forests_20_s"]
-        out["experiment_40_forests_s"] = out["crnn_s"] + out["forests_40_s"]
+        # the forests fit in a CPU process while the CRNNs train (pipelines.experiment's default
+        # on an accelerator): the longer of the two; one after the other: their sum
+        for n in (20, 40):
+            out[f"experiment_{n}_forests_s"] = max(out["crnn_s"], out[f"forests_{n}_s"])
+            out[f"experiment_{n}_forests_one_after_the_other_s"] = (out["crnn_s"]
+                                                                    + out[f"forests_{n}_s"])
     if rate:
         out["preprocessing_794_songs_s"] = 60 * PAPER_SONGS / rate["songs_per_min"]
     return out
@@ -379,8 +405,9 @@ def table(result: dict) -> str:
         one = base.get((r["paper"], r["channels"], r["dtype"], r["kind"]))
         rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or float("nan")
         ref = peak.get("bf16" if r["dtype"] == "bfloat16" else "f32")
+        looped = " (convs looped)" if r["k"] > 1 and r.get("vmap_conv") == "loop" else ""
         lines.append(f"| {'paper' if r['paper'] else 'other'} | {r['k']} | {r['channels']} | "
-                     f"{r['dtype']} | {r['kind']} | {r['compile_s']:.1f} | "
+                     f"{r['dtype']} | {r['kind']}{looped} | {r['compile_s']:.1f} | "
                      f"{r['first_call_s']:.1f} | {r['step_s']:.4f} | {r['model_step_s']:.4f} | "
                      f"{one / r['model_step_s'] if one else float('nan'):.2f} | "
                      f"{rate / 1e12:.1f} | {100 * rate / ref if ref else float('nan'):.0f}% | "
@@ -428,9 +455,10 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=420.0,
                         help="no section starts after this many seconds")
     parser.add_argument("--config", default="paper")
-    parser.add_argument("--crnn", nargs="*", default=CRNN_FIRST, metavar="CONFIG:K:C:DTYPE[:eval]")
+    parser.add_argument("--crnn", nargs="*", default=CRNN_FIRST,
+                        metavar="CONFIG:K:C:DTYPE[:eval][:loop]")
     parser.add_argument("--crnn-more", nargs="*", default=CRNN_MORE,
-                        metavar="CONFIG:K:C:DTYPE[:eval]")
+                        metavar="CONFIG:K:C:DTYPE[:eval][:loop]")
     parser.add_argument("--auto-chunk-k", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--songs", type=int, default=80)

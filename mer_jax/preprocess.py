@@ -4,14 +4,13 @@ Per song (``process_song``): decode the clip (44.1 kHz, cut/padded to ``clip_sec
 it into vocals/bass/drums/other, compute the |STFT| spectrograms of the mono mix and of each stem
 (one jitted call, shape (5, 129, 2048)) and the openSMILE functionals of each. ``preprocess``
 runs that over a dataset with optional worker processes and writes each song into the store as it
-completes (on a GPU/TPU the separator's U-Net runs in the parent, batched over songs, while the
-workers decode and finish the songs on CPU); the store's name holds a hash of the config and of
+completes (on a GPU/TPU the separator and the spectrograms run in the parent, batched over songs,
+while the workers decode the clips and compute the openSMILE features on CPU); the store's name holds a hash of the config and of
 the dataset's songs, so a changed config or dataset never reuses stale data.
 """
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -26,7 +25,7 @@ import zarr
 from tqdm import tqdm
 
 from mer_jax import audio as audio_io
-from mer_jax import files
+from mer_jax import files, runtime
 from mer_jax import store as store_lib
 from mer_jax.data import Dataset, DatasetError, read_dataset
 from mer_jax.features import opensmile_features
@@ -78,28 +77,44 @@ def mixed_inputs_hash(config: PreprocessConfig, dataset: Dataset) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def process_song(clip: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> dict:
-    """Features of one song from its clip ``(channels, n)`` and stems ``(4, n)``."""
-    mono = audio_io.to_mono(clip)
-    spectra = np.asarray(spectrogram(jnp.asarray(np.concatenate([mono[None], stems])),
-                                     config.spectrogram, config.sample_rate))
-    smile = [opensmile_features.functionals(x, config.sample_rate) for x in (mono, *stems)]
+def spectrograms(mono: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The mono mix ``(n,)`` and stems ``(4, n)`` -> ``(5, F, T)`` spectrograms (one call)."""
+    waves = jnp.asarray(np.concatenate([mono[None], stems]))
+    return np.asarray(spectrogram(waves, config.spectrogram, config.sample_rate))
+
+
+def opensmile_rows(mono: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The mono mix ``(n,)`` and stems ``(4, n)`` -> ``(5, N_FEATURES)`` openSMILE functionals."""
+    return np.stack([opensmile_features.functionals(x, config.sample_rate)
+                     for x in (mono, *stems)])
+
+
+def song_features(stems: np.ndarray, spectra: np.ndarray, smile: np.ndarray) -> dict:
+    """What the store keeps of a song: stems ``(4, n)``, spectrograms ``(5, F, T)`` and
+    functionals ``(5, N_FEATURES)`` of the mix then the stems -> ``store.write_song``'s fields."""
     return {"mixed_spectrogram": spectra[0], "sep_spectrogram": spectra[1:],
             "stems": stems.astype(np.float32), "mixed_opensmile": smile[0],
             "sep_opensmile": np.concatenate(smile[1:])}
 
 
+def process_song(clip: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> dict:
+    """Features of one song from its clip ``(channels, n)`` and stems ``(4, n)``."""
+    mono = audio_io.to_mono(clip)
+    return song_features(stems, spectrograms(mono, stems, config),
+                         opensmile_rows(mono, stems, config))
+
+
 class _Worker:
     """Holds a separator (weights loaded once per process) and processes songs by index.
 
-    ``unet=False`` (batched separation in the parent): the worker decodes clips and finishes
-    songs from the parent's two Spleeter stems (HPSS split, spectrograms, openSMILE)."""
+    ``separate=False`` (separation in the parent, :func:`_pipelined`): no separator; the worker
+    decodes clips and computes the openSMILE functionals of the parent's stems."""
 
-    def __init__(self, config: PreprocessConfig, cache_dir: str, songs: list, unet: bool = True):
+    def __init__(self, config: PreprocessConfig, cache_dir: str, songs: list,
+                 separate: bool = True):
         self.config = config
         self.songs = songs
-        self.separator = (make_separator(config.separator, cache_dir) if unet
-                          else Spleeter4Separator(cache_dir, unet=False))
+        self.separator = make_separator(config.separator, cache_dir) if separate else None
 
     def _clip(self, song) -> np.ndarray:
         return audio_io.load_clip(song.audio_path, sample_rate=self.config.sample_rate,
@@ -125,21 +140,16 @@ class _Worker:
         except audio_io.AudioError as err:
             return index, source, None, str(err)
 
-    def finish(self, index: int, source: str, clip: np.ndarray, two: dict):
-        """A decoded song and its two Spleeter stems -> what ``__call__`` returns."""
-        try:
-            stems = self.separator.finish(two)
-            return index, source, process_song(clip, stems, self.config), None
-        except SeparationError as err:
-            return index, source, None, str(err)
+    def opensmile(self, mono: np.ndarray, stems: np.ndarray) -> np.ndarray:
+        return opensmile_rows(mono, stems, self.config)
 
 
 _WORKER: _Worker | None = None
 
 
-def _init_worker(config, cache_dir, songs, unet=True):
+def _init_worker(config, cache_dir, songs, separate=True):
     global _WORKER
-    _WORKER = _Worker(config, cache_dir, songs, unet)
+    _WORKER = _Worker(config, cache_dir, songs, separate)
 
 
 def _run_worker(index):
@@ -150,8 +160,8 @@ def _run_decode(index):
     return _WORKER.decode(index)
 
 
-def _run_finish(*args):
-    return _WORKER.finish(*args)
+def _run_opensmile(*args):
+    return _WORKER.opensmile(*args)
 
 
 def shard_songs(n_songs: int, shard: tuple[int, int]) -> tuple[int, int]:
@@ -183,7 +193,7 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
     can run at once (e.g. a Slurm job array) into the same store, each locking only its songs.
     ``dataset``: ``read_dataset(data_dir)`` when the caller has already read it. ``batch``:
     songs per batched separator call in this process (:func:`separator_batch`; then ``workers``
-    processes decode and finish the songs around it)."""
+    processes decode the clips and compute the openSMILE features around it)."""
     if dataset is None:
         dataset = read_dataset(data_dir)
     if not len(dataset):
@@ -230,7 +240,7 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
             _consume(root, results, bar)
         else:
             context = multiprocessing.get_context("spawn")
-            with _cpu_only_children(), context.Pool(
+            with runtime.cpu_only_children(), context.Pool(
                     min(workers, len(todo)), initializer=_init_worker,
                     initargs=(config, str(cache_dir), songs)) as pool:
                 _consume(root, pool.imap_unordered(_run_worker, todo), bar)
@@ -240,16 +250,16 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
 
 def _pipelined(root, todo: list[int], songs: list, config: PreprocessConfig, cache_dir: str,
                workers: int, batch: int, bar) -> None:
-    """The separator's U-Net in this process (on the accelerator), ``batch`` songs per call;
-    ``workers`` CPU-only processes decode the clips ahead of it and finish the separated songs
-    (HPSS split, spectrograms, openSMILE) behind it; songs are written as they finish. Memory
-    stays bounded: at most ``2 * (batch + workers)`` clips are decoded ahead, and about as many
-    separated songs wait for a worker."""
+    """The separator (U-Net and split, one program) and the spectrograms in this process, on the
+    accelerator, ``batch`` songs per call; ``workers`` CPU-only processes decode the clips ahead
+    of it and compute the openSMILE functionals behind it; songs are written as they finish.
+    Memory stays bounded: at most ``2 * (batch + workers)`` clips are decoded ahead, and about as
+    many separated songs wait for their functionals."""
     separator = Spleeter4Separator(cache_dir)
     window = 2 * batch + 2 * workers
     pending_decodes, pending_songs, ready = collections.deque(), collections.deque(), []
     context = multiprocessing.get_context("spawn")
-    with _cpu_only_children(), context.Pool(
+    with runtime.cpu_only_children(), context.Pool(
             workers, initializer=_init_worker, initargs=(config, cache_dir, songs, False)) as pool:
         queue = iter(todo)
         while True:
@@ -262,31 +272,19 @@ def _pipelined(root, todo: list[int], songs: list, config: PreprocessConfig, cac
                 else:
                     _consume(root, [(index, source, None, error)], bar)
             if ready and (len(ready) == batch or not pending_decodes):
-                twos = separator.two_stems([clip for _, _, clip in ready], batch)
-                pending_songs.extend(pool.apply_async(_run_finish, (*item, two))
-                                     for item, two in zip(ready, twos))
+                all_stems = separator.separate_many([clip for _, _, clip in ready], batch)
+                for (index, source, clip), stems in zip(ready, all_stems):
+                    mono = audio_io.to_mono(clip)
+                    pending_songs.append((index, source, stems, spectrograms(mono, stems, config),
+                                          pool.apply_async(_run_opensmile, (mono, stems))))
                 ready = []
-            while pending_songs and (pending_songs[0].ready() or len(pending_songs) > window
+            while pending_songs and (pending_songs[0][-1].ready() or len(pending_songs) > window
                                      or not pending_decodes):
-                _consume(root, [pending_songs.popleft().get()], bar)
+                index, source, stems, spectra, smile = pending_songs.popleft()
+                _consume(root, [(index, source, song_features(stems, spectra, smile.get()),
+                                 None)], bar)
             if not (pending_decodes or ready or pending_songs):
                 return
-
-
-@contextlib.contextmanager
-def _cpu_only_children():
-    """Worker processes started inside see ``JAX_PLATFORMS=cpu``: on a GPU/TPU host they never
-    initialise the accelerator (each would preallocate most of a GPU's memory; a TPU admits one
-    process). The parent's own JAX is already configured and keeps its platform."""
-    saved = os.environ.get("JAX_PLATFORMS")
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("JAX_PLATFORMS", None)
-        else:
-            os.environ["JAX_PLATFORMS"] = saved
 
 
 def _consume(root, results, bar) -> None:

@@ -1,4 +1,5 @@
-"""Process settings for long CPU runs: glibc's malloc on transparent huge pages.
+"""Process settings: glibc's malloc on transparent huge pages for long CPU runs, and CPU-only
+child processes beside an accelerator (:func:`cpu_only_children`).
 
 XLA:CPU allocates all of an execution's temporaries as one block (1.75 GB for the paper CRNN's
 train step at batch 8) on one of its worker threads. glibc serves a block that large with a fresh
@@ -16,6 +17,7 @@ glibc it does nothing; with glibc older than 2.35 the tunable is unknown and ign
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -73,3 +75,19 @@ def run_command(main: Callable[[], int]) -> int:
     in-process)."""
     reexec_with_malloc_tunables()
     return main()
+
+
+@contextlib.contextmanager
+def cpu_only_children():
+    """Processes started inside see ``JAX_PLATFORMS=cpu``: on a GPU/TPU host they never
+    initialise the accelerator (each would preallocate most of a GPU's memory; a TPU admits one
+    process). The parent's own JAX is already configured and keeps its platform."""
+    saved = os.environ.get("JAX_PLATFORMS")
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("JAX_PLATFORMS", None)
+        else:
+            os.environ["JAX_PLATFORMS"] = saved

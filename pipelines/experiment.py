@@ -4,7 +4,8 @@ evaluation -> report. Prints the report's path on its last line.
     python -m pipelines.experiment --config configs/NAME.py --data-dir DIR --workdir WORK \
         [--dataset auto|pmemo|emomusic|deam|csv|4q] [--weights-dir W] \
         [--separator spleeter4|umxhq|umxl|oracle|stems:DIR] \
-        [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--distributed]
+        [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--[no-]forests-alongside]
+        [--distributed]
 
 WORK/splits.json          the Monte-Carlo splits (stratified by quadrant for 4Q), shared by the CRNN and the RF
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
@@ -13,6 +14,9 @@ WORK/evaluation/{crnn,rf} per-song KL, stats.csv, baselines.csv, metrics.csv, hi
 WORK/report/              table1_crnn.csv, table2_rf.csv, figures 2-4 and report.md
 Finished stages are recorded in WORK/stages.json and skipped on rerun; an interrupted stage
 resumes (preprocessing per song, training from its latest checkpoint, forests per iteration).
+On a GPU/TPU the forests are fitted in a CPU-only process while the CRNNs train (the cores are
+idle then; ``--no-forests-alongside`` fits them after): the experiment takes about the longer of
+the two instead of their sum. Their tables are the same either way.
 Full reproduction on PMEmo: ``--data-dir /path/to/PMEmo2019 --config configs/paper.py``.
 ``--distributed`` (``srun`` on several nodes, see mer_jax.distributed and
 pipelines/batch/paper_multinode.sbatch): all processes train the CRNNs together, their models
@@ -21,9 +25,13 @@ sharded over every device; process 0 preprocesses first, fits the forests and re
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import json
+import multiprocessing
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +40,7 @@ import jax
 import numpy as np
 
 from mer_jax import audio as audio_io
-from mer_jax import baselines, distributed, evaluate, files, forest, report
+from mer_jax import baselines, distributed, evaluate, files, forest, report, runtime
 from mer_jax.data import read_dataset
 from mer_jax.kl import MIN_STD
 from mer_jax.predictions import read_iterations
@@ -62,6 +70,8 @@ class ExperimentSettings:
     min_std: float = DEFAULT_MIN_STD
     forest: forest.ForestConfig = forest.ForestConfig()
     dataset: str = "auto"        # the reader (mer_jax.data.DATASETS), detected by default
+    forests_alongside: bool | None = None   # fit the forests while the CRNNs train (None: on
+                                            # an accelerator, where they use idle CPU cores)
 
 
 class Stages:
@@ -162,26 +172,9 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
     store = FeatureStore(store_path)
     ids = [store.ids[i] for i in store.done]
     keys = stage_keys(store, config, k_models, splits, settings.forest)
-    reusable = {"crnn_mixed": ["crnn/predictions/mixed_*", "crnn/*_mixed.*", "crnn/models/mixed_*"],
-                "rf_mixed": ["rf/predictions/mixed_*", "rf/predictions/forest_mixed.json"]}
-    for mode in data.MODES:
-        stage = f"crnn_{mode}"
-        if stages.is_done(stage, keys[stage]) or _reuse(
-                stage, keys[stage], reuse_mixed_from, work, reusable.get(stage, []), stages):
-            continue
-        train_and_evaluate(config, store_path, work / "crnn", mode, k_models,
-                           progress=progress, splits_path=work / "splits.json")
-        stages.mark(stage, keys[stage])
+    _model_stages(settings, store_path, splits, keys, stages, reuse_mixed_from, k_models, progress)
     if not distributed.is_main():    # a multi-host run's other processes only help train
         return None
-    for mode in data.MODES:
-        stage = f"rf_{mode}"
-        if stages.is_done(stage, keys[stage]) or _reuse(
-                stage, keys[stage], reuse_mixed_from, work, reusable.get(stage, []), stages):
-            continue
-        forest.train_forests(store_path, splits, mode, work / "rf" / "predictions",
-                             settings.forest, progress=progress, seeds=config.seed_values)
-        stages.mark(stage, keys[stage])
 
     evaluations, clamped = evaluate_models(work, splits, store, settings)
     failures = store.failures()
@@ -206,6 +199,69 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
         title=f"Mixed vs separated inputs: {Path(settings.data_dir).name}, "
               f"separator {settings.separator}", notes=notes)
     return ExperimentResult(report_path, Path(store_path), evaluations)
+
+
+REUSABLE = {"crnn_mixed": ["crnn/predictions/mixed_*", "crnn/*_mixed.*", "crnn/models/mixed_*"],
+            "rf_mixed": ["rf/predictions/mixed_*", "rf/predictions/forest_mixed.json"]}
+
+
+def _model_stages(settings: ExperimentSettings, store_path: Path, splits: list[dict], keys: dict,
+                  stages: Stages, reuse_from: Path | None, k_models: int, progress: bool) -> None:
+    """The CRNN stages, and on process 0 the forest stages: in a CPU process alongside the
+    CRNNs (``settings.forests_alongside``; None: on an accelerator) or after them. A stage
+    already done, or copied from ``reuse_from`` (REUSABLE), is skipped."""
+    work, config = settings.workdir, settings.config
+
+    def done(stage: str) -> bool:
+        return stages.is_done(stage, keys[stage]) or _reuse(
+            stage, keys[stage], reuse_from, work, REUSABLE.get(stage, []), stages)
+
+    forest_modes = [m for m in data.MODES if distributed.is_main() and not done(f"rf_{m}")]
+    fit = functools.partial(_fit_forests, store_path, splits, work / "rf" / "predictions",
+                            settings.forest, config.seed_values)
+    alongside = settings.forests_alongside
+    if alongside is None:
+        alongside = jax.default_backend() != "cpu"
+    with contextlib.ExitStack() as stack:
+        forests = _start_alongside(stack, fit, forest_modes) if forest_modes and alongside else None
+        for mode in data.MODES:
+            if not done(f"crnn_{mode}"):
+                train_and_evaluate(config, store_path, work / "crnn", mode, k_models,
+                                   progress=progress, splits_path=work / "splits.json")
+                stages.mark(f"crnn_{mode}", keys[f"crnn_{mode}"])
+        if forests is not None:
+            forests.result()           # the child's exception, if any, is raised here
+        elif forest_modes:
+            fit(forest_modes, progress)
+    for mode in forest_modes:
+        stages.mark(f"rf_{mode}", keys[f"rf_{mode}"])
+
+
+def _fit_forests(store_path: Path, splits: list[dict], out_dir: Path,
+                 forest_config: forest.ForestConfig, seeds: list[int], modes: list[str],
+                 progress: bool) -> None:
+    for mode in modes:
+        forest.train_forests(store_path, splits, mode, out_dir, forest_config,
+                             progress=progress, seeds=seeds)
+
+
+def _niced() -> None:
+    """A forest process's initialiser: below the trainer's priority, so that the cores it
+    leaves idle are the ones it uses."""
+    os.nice(10)
+
+
+def _start_alongside(stack: contextlib.ExitStack, fit, modes: list[str]):
+    """Start ``fit(modes, False)`` in a CPU-only child process (``JAX_PLATFORMS=cpu``, lower
+    priority) while this process trains the CRNNs; returns its future. The forests' tables are
+    the same as in this process (their seeds fix them)."""
+    with runtime.cpu_only_children():
+        executor = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_niced))
+        future = executor.submit(fit, modes, False)    # the process starts here, inside
+    print(f"random forests ({', '.join(modes)}) fitting in a CPU process alongside the CRNNs",
+          file=sys.stderr, flush=True)
+    return future
 
 
 def evaluate_models(work: Path, splits: list[dict], store: FeatureStore,
@@ -246,6 +302,10 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
     parser.add_argument("--rf-max-features", type=_max_features, default=None,
                         help="features tried per split by the Random Forest: all (the paper, "
                              "default), a fraction such as 0.2, or 'sqrt'")
+    parser.add_argument("--forests-alongside", action=argparse.BooleanOptionalAction,
+                        default=None, help="fit the Random Forests in a CPU process while the "
+                        "CRNNs train (default: on a GPU/TPU, not on CPU, where both want the "
+                        "same cores)")
     parser.add_argument("--distributed", action="store_true",
                         help="one of the processes of a multi-host job (see mer_jax.distributed)")
     args = parser.parse_args(argv)
@@ -254,7 +314,7 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
                               args.clip_seconds, args.iterations, args.workers, args.median,
                               args.min_std, forest.ForestConfig(max_features=args.rf_max_features),
-                              args.dataset), args.distributed
+                              args.dataset, args.forests_alongside), args.distributed
 
 
 def _max_features(text: str) -> float | str:

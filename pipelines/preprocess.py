@@ -24,10 +24,10 @@ shards may run at the same time (a Slurm job array: ``--shard $SLURM_ARRAY_TASK_
 ``--array=1-N``) into the one store, each locking only its own songs. Each prints the store's path
 last; the store is complete when every shard has finished (the counts printed are the store's).
 
-On a GPU/TPU the spleeter4 U-Net runs in this process, --separator-batch songs per compiled call
-(default 1, measured fastest per song on an H200; 0 = each worker separates its own songs, the
-CPU default), while the --workers
-processes (CPU only, ``JAX_PLATFORMS=cpu``) decode the clips and finish the separated songs.
+On a GPU/TPU the spleeter4 separator (U-Net and HPSS split, one program) and the spectrograms run
+in this process, --separator-batch songs per compiled call (default 1, measured fastest per song
+on an H200; 0 = each worker separates its own songs, the CPU default), while the --workers
+processes (CPU only, ``JAX_PLATFORMS=cpu``) decode the clips and compute the openSMILE features.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -109,6 +110,43 @@ def test_rerun_skips_finished_stages(experiment_run, monkeypatch):
     monkeypatch.setattr(experiment, "train_and_evaluate", fail)
     monkeypatch.setattr(experiment.forest, "train_forests", fail)
     assert experiment.main(args) == 0
+
+
+@pytest.mark.slow
+def test_forests_alongside_the_crnns_give_the_same_tables(experiment_run, tmp_path):
+    """--forests-alongside (the default on a GPU/TPU), forced on CPU: the forests are fitted in a
+    child process while the (here already trained) CRNNs would train; the same tables, byte for
+    byte, and the stages recorded."""
+    work, args = experiment_run
+    if not (work / "stages.json").is_file():
+        experiment.main(args)
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    shutil.rmtree(copy / "rf")
+    stages = json.loads((copy / "stages.json").read_text())
+    (copy / "stages.json").write_text(json.dumps(
+        {k: v for k, v in stages.items() if not k.startswith("rf_")}))
+    argv = [str(copy) if a == str(work) else a for a in args] + ["--forests-alongside"]
+    settings, _ = experiment.parse_args(argv)
+    assert settings.forests_alongside is True
+    experiment.run_experiment(settings, progress=False)
+    tables = sorted(p.relative_to(work) for p in (work / "rf").rglob("*.csv"))
+    assert len(tables) == 4 and tables == sorted(
+        p.relative_to(copy) for p in (copy / "rf").rglob("*.csv"))
+    for name in tables:
+        assert (copy / name).read_bytes() == (work / name).read_bytes(), name
+    assert json.loads((copy / "stages.json").read_text()) == stages
+
+
+def test_a_failure_of_the_forests_alongside_reaches_the_caller(tmp_path):
+    import contextlib
+    import functools
+    fit = functools.partial(experiment._fit_forests, tmp_path / "missing.zarr", [],
+                            tmp_path / "rf", forest.ForestConfig(), [0])
+    with contextlib.ExitStack() as stack:
+        future = experiment._start_alongside(stack, fit, ["mixed"])
+        with pytest.raises(Exception, match="missing.zarr"):
+            future.result()
 
 
 @pytest.mark.slow

@@ -182,3 +182,30 @@ def test_gpu_lowering_keeps_xla_convolutions():
     cpu = traced.lower(lowering_platforms=("cpu",)).as_text()
     assert "mer_conv" not in cuda and cuda.count("stablehlo.convolution") == 29
     assert "mer_conv_bias_relu_forward" in cpu and "stablehlo.convolution" not in cpu
+
+
+def test_vmapped_convolutions_looped_are_the_grouped_ones(monkeypatch):
+    """MER_JAX_VMAP_CONV=loop on the lax path: K models vmapped give the values and gradients of
+    XLA's grouped convolutions, with no grouped convolution in the program."""
+    monkeypatch.setenv("MER_JAX_CONV", "xla")
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((3, 2, 12, 15, 4)), jnp.float32)   # K = 3 models
+    w = jnp.asarray(rng.standard_normal((3, 3, 3, 4, 6)) * 0.3, jnp.float32)
+    b = jnp.asarray(rng.standard_normal((3, 6)) * 0.1, jnp.float32)
+
+    results = {}
+    for mode in ("grouped", "loop"):
+        monkeypatch.setenv(conv.VMAP_VARIABLE, mode)   # read when traced: a new function each
+
+        def loss(x, w, b):
+            return jnp.sum(conv.conv_bias_relu(x, w, b) ** 2)
+
+        step = jax.vmap(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+        text = str(jax.make_jaxpr(step)(x, w, b))
+        assert ("feature_group_count=3" in text) == (mode == "grouped"), mode
+        results[mode] = jax.jit(step)(x, w, b)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+                           results["loop"], results["grouped"])
+    monkeypatch.setenv(conv.VMAP_VARIABLE, "sideways")
+    with pytest.raises(ValueError, match="MER_JAX_VMAP_CONV"):
+        conv.conv_bias_relu(x[0], w[0], b[0])

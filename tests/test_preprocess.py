@@ -230,8 +230,8 @@ def test_spleeter4_on_real_pmemo_songs(pmemo_mini, tmp_path, capsys):
 
 
 def test_batched_separation_in_the_parent_gives_the_same_store(pmemo_mini, tmp_path):
-    """The accelerator path (U-Net batched in the parent, workers decode and finish), forced on
-    CPU: 3 good songs in batches of 2 (the last one padded) and one undecodable file, which fails
+    """The accelerator path (separator and spectrograms batched in the parent, workers decode
+    and compute openSMILE), forced on CPU: 3 good songs in batches of 2 (the last one padded) and one undecodable file, which fails
     alone. Same store as the one-process path, to float tolerance."""
     data = tmp_path / "pmemo"
     shutil.copytree(pmemo_mini, data)

@@ -2,13 +2,15 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile as sf
 
 from mer_jax.separation import OracleSeparator, SeparationError, make_separator
 from mer_jax.separation import spleeter, spleeter_weights
-from mer_jax.separation.accompaniment import HPSSConfig, crossover, split_accompaniment
+from mer_jax.separation.accompaniment import (HPSSConfig, crossover, median_filter,
+                                              split_accompaniment)
 from mer_jax.separation.quality import framewise_sdr, track_sdr
 from mer_jax.separation.spleeter_weights import WeightsError
 from pipelines import separation_quality
@@ -87,6 +89,20 @@ def test_accompaniment_split_reconstructs_its_input():
     assert spectrum["other"][bin880] > 10 * spectrum["bass"][bin880]
     weights = crossover(HPSSConfig())
     assert weights[0] == 1 and weights[-1] == 0 and np.all(np.diff(weights) <= 1e-12)
+
+
+@pytest.mark.parametrize("size,axis", [(17, 0), (7, 1), (17, 1), (3, 0)])
+def test_median_filter_is_scipys(size, axis):
+    """The min/max network gives scipy.ndimage.median_filter's values exactly, edges included
+    (ties and zeros too: a median selects one of its inputs)."""
+    import scipy.ndimage
+    x = np.abs(np.random.default_rng(size).standard_normal((40, 30))).astype(np.float32)
+    x[5:9] = 0.0
+    x[20, :] = x[21, :]
+    window = [1, 1]
+    window[axis] = size
+    np.testing.assert_array_equal(np.asarray(median_filter(jnp.asarray(x), size, axis)),
+                                  scipy.ndimage.median_filter(x, size=tuple(window)))
 
 
 def test_framewise_sdr_known_values():

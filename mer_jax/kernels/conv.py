@@ -8,6 +8,13 @@ weight and bias gradients in one call) are XLA FFI custom calls (``onednn_conv.c
 Only on CPU: on a GPU/TPU default backend, with ``MER_JAX_CONV=xla``, or for other dtypes the
 same expression runs in lax and the kernels are never built, loaded or traced (``status()`` says
 why); when the kernels cannot be built, the lax path stays (the designed fallback).
+
+Under ``jax.vmap`` over models (each with its own weights) XLA turns a convolution into a grouped
+one, one group per model; the kernels run one convolution per model instead. On the lax path
+``MER_JAX_VMAP_CONV=loop`` does the same (an unrolled loop of K ordinary convolutions, forward
+and backward), so that vmapping K models batches only what batches well (the LSTMs' per-step
+products, the dense layers); ``grouped`` (default) leaves XLA's rule. Values are the same to
+float tolerance either way.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
+VMAP_VARIABLE = "MER_JAX_VMAP_CONV"      # "grouped" (XLA's vmap rule, default) or "loop"
 _TARGETS = {"mer_conv_bias_relu_forward": "MerConvBiasReluForward",
             "mer_conv_backward_data": "MerConvBackwardData",
             "mer_conv_backward_weights_bias": "MerConvBackwardWeightsBias"}
@@ -107,12 +115,61 @@ def _conv_bias_relu_bwd(residuals, dy):
 _conv_bias_relu_onednn.defvjp(_conv_bias_relu_fwd, _conv_bias_relu_bwd)
 
 
+def _looped_under_vmap(fn):
+    """``fn`` (arrays -> pytree of arrays) whose vmap calls ``fn`` once per batch member, an
+    unrolled loop of unbatched calls, instead of batching its operations."""
+    fn = jax.custom_batching.custom_vmap(fn)
+
+    @fn.def_vmap
+    def rule(axis_size, in_batched, *args):
+        outs = [fn(*(a[i] if batched else a for a, batched in zip(args, in_batched)))
+                for i in range(axis_size)]
+        stacked = jax.tree_util.tree_map(lambda *o: jnp.stack(o), *outs)
+        return stacked, jax.tree_util.tree_map(lambda _: True, stacked)
+
+    return fn
+
+
+_looped_forward = _looped_under_vmap(_xla_conv_bias_relu)
+_looped_gradients = _looped_under_vmap(lambda x, w, g: jax.vjp(_xla_conv, x, w)[1](g))
+
+
+@jax.custom_vjp
+def _conv_bias_relu_looped(x, w, b):
+    return _looped_forward(x, w, b)
+
+
+def _looped_fwd(x, w, b):
+    y = _looped_forward(x, w, b)
+    return y, (x, w, y)
+
+
+def _looped_bwd(residuals, dy):
+    x, w, y = residuals
+    g = jnp.where(y > 0, dy, 0.0)
+    dx, dw = _looped_gradients(x, w, g)
+    return dx, dw, g.sum(axis=(0, 1, 2))
+
+
+_conv_bias_relu_looped.defvjp(_looped_fwd, _looped_bwd)
+
+
+def vmap_mode() -> str:
+    """``MER_JAX_VMAP_CONV``: "grouped" (default) or "loop"; anything else is an error."""
+    mode = os.environ.get(VMAP_VARIABLE, "grouped")
+    if mode not in ("grouped", "loop"):
+        raise ValueError(f"{VMAP_VARIABLE}={mode!r}: use 'grouped' or 'loop'")
+    return mode
+
+
 def conv_bias_relu(x: jnp.ndarray, w: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
     """``relu(conv(x, w) + b)``, "VALID", stride 1: ``x (N, H, W, C)``, ``w (KH, KW, C, O)``,
     ``b (O,)`` -> ``(N, H - KH + 1, W - KW + 1, O)``. On CPU one oneDNN call with the bias and
     ReLU fused (and one for the weight and bias gradients); elsewhere, with ``MER_JAX_CONV=xla``
-    or for non-float32 inputs, the same expression in lax."""
+    or for non-float32 inputs, the same expression in lax (vmapped: see ``MER_JAX_VMAP_CONV``)."""
     if enabled() and all(a.dtype == jnp.float32 for a in (x, w, b)):
         return _conv_bias_relu_onednn(x, w, b)
+    if vmap_mode() == "loop":
+        return _conv_bias_relu_looped(x, w, b)
     return _xla_conv_bias_relu(x, w, b)
 

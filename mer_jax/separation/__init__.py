@@ -19,6 +19,7 @@ oracle, which reads the same span of the true stems; prediction windows past the
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 from pathlib import Path
@@ -50,24 +51,24 @@ class Separator(Protocol):
 class Spleeter4Separator:
     """Spleeter 2-stem in JAX + HPSS split of the accompaniment (see the package docstring).
 
-    The two halves can also run apart: :meth:`two_stems` (the U-Net, batched over songs: the
-    accelerator's part, in the parent process) and :meth:`finish` (the HPSS split, on CPU in a
-    worker, which then never loads the U-Net's weights)."""
+    :meth:`separate_many` runs both, batched over songs, as one program (on an accelerator, in
+    the parent process); ``__call__`` one clip at a time: ``two_stems`` (the U-Net: a clip ->
+    {"vocals", "accompaniment"}) then :meth:`finish` (the split)."""
 
     name = "spleeter4"
 
-    def __init__(self, cache_dir: os.PathLike | str, unet: bool = True):
-        """``unet=False``: without the U-Net (no weights loaded): :meth:`finish` only."""
-        self._spleeter = None
-        if unet:
-            from mer_jax.separation.spleeter import Spleeter2Stems
-            from mer_jax.separation.spleeter_weights import load_weights
-            self._spleeter = Spleeter2Stems(load_weights(cache_dir))
+    def __init__(self, cache_dir: os.PathLike | str):
+        from mer_jax.separation.spleeter import Spleeter2Stems
+        from mer_jax.separation.spleeter_weights import load_weights
+        self.two_stems = Spleeter2Stems(load_weights(cache_dir))
 
-    def two_stems(self, clips: list[np.ndarray], batch: int) -> list[dict[str, np.ndarray]]:
-        """Clips ``(channels, n)`` of one length -> {"vocals", "accompaniment"} ``(n,)`` each,
-        ``batch`` songs per compiled call."""
-        return self._spleeter.separate_many(clips, batch)
+    def separate_many(self, clips: list[np.ndarray], batch: int) -> list[np.ndarray]:
+        """Clips ``(channels, n)`` of one length -> ``(4, n)`` stems in STEM_ORDER each (what
+        ``__call__`` gives, to float tolerance), ``batch`` songs per compiled call."""
+        from mer_jax.separation.accompaniment import separate_four
+        from mer_jax.separation.spleeter import in_batches
+        program = functools.partial(separate_four, self.two_stems.params, order=STEM_ORDER)
+        return in_batches(program, clips, batch)
 
     @staticmethod
     def finish(two: dict[str, np.ndarray]) -> np.ndarray:
@@ -78,7 +79,7 @@ class Spleeter4Separator:
 
     def __call__(self, clip: np.ndarray, audio_path: Path, song_id: str,
                  start: int = 0) -> np.ndarray:
-        return self.finish(self._spleeter(clip))
+        return self.finish(self.two_stems(clip))
 
 
 class OpenUnmixSeparator:

