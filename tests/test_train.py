@@ -132,15 +132,19 @@ def test_model_axis_is_sharded_over_several_devices(tmp_path):
     assert out.stdout.split() == ["2", "2", "True", "4", "4", "2", "3", "True"], out.stdout
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_processes_train_the_models_of_one_process(tiny_store, tmp_path):
     """``mer_jax.train --distributed`` in two processes (jax.distributed over gloo, one CPU
     device each): 3 models sharded one per device (padded to 4), files written once, the same
     predictions as one process training them one at a time."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     args = [sys.executable, "-m", "mer_jax.train", "--mode", "mixed", "--config", "small",
             "--store", str(tiny_store), *(a for o in TINY_OVERRIDES for a in ("--set", o)),
             "--set", "iterations=3"]
@@ -309,6 +313,56 @@ def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path):
     second = train_and_evaluate(tiny_config, tiny_store, tmp_path / "b", "sep", progress=False)
     for a, b in zip(first.predictions, second.predictions):
         assert a.read_bytes() == b.read_bytes()  # same seed, same predictions
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_run_resumes_from_its_checkpoint(tiny_store, tmp_path):
+    """Both processes of a ``--distributed`` run die (kill -9 after their first finalized
+    checkpoint, step 2); the rerun of both resumes from it and gives the predictions of one
+    process training the same models without interruption."""
+    args = ["mer_jax.train", "--mode", "mixed", "--config", "small", "--store", str(tiny_store),
+            *(a for o in TINY_OVERRIDES + ["iterations=2", "epochs=4", "checkpoint_every=2"]
+              for a in ("--set", o)), "--workdir"]
+    kill = [str(Path(__file__).with_name("kill_after.py")), "mer_jax.training.loop:save_checkpoint",
+            "1"]
+
+    def pair(prefix: list[str], survivor_s: float) -> list[tuple[int, str]]:
+        """(return code, output) of both processes; the second gets ``survivor_s`` more once
+        the first has ended (a survivor of its partner's death is killed then)."""
+        port = _free_port()
+        procs = [subprocess.Popen(
+            [sys.executable, *prefix, *args, str(tmp_path / "dist"), "--distributed"],
+            env={**os.environ, "MER_JAX_COORDINATOR": f"localhost:{port}",
+                 "MER_JAX_NUM_PROCESSES": "2", "MER_JAX_PROCESS_ID": str(i)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+        results = []
+        try:
+            for p, timeout in zip(procs, (600, survivor_s)):
+                try:
+                    out = p.communicate(timeout=timeout)[0]
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    out = p.communicate()[0]
+                results.append((p.returncode, out))
+        finally:
+            for p in procs:
+                p.kill()
+        return results
+
+    died = pair(kill, 120)
+    assert died[0][0] == -signal.SIGKILL, died
+    assert not (tmp_path / "dist" / "predictions").exists()    # it died mid-training
+    resumed = pair(["-m"], 600)
+    assert [code for code, _ in resumed] == [0, 0], resumed
+    assert json.loads((tmp_path / "dist" / "run_mixed.json").read_text())[
+        "resumed_from_step"] >= 2
+    subprocess.run([sys.executable, "-m", *args, str(tmp_path / "one")], check=True,
+                   capture_output=True)
+    dist = read_iterations(sorted((tmp_path / "dist" / "predictions").glob("*.csv")))
+    one = read_iterations(sorted((tmp_path / "one" / "predictions").glob("*.csv")))
+    assert [t.iteration for t in dist] == [t.iteration for t in one] == [1, 2]
+    for a, b in zip(dist, one):
+        np.testing.assert_allclose(a.predictions["mixed"], b.predictions["mixed"], atol=1e-5)
 
 
 @pytest.mark.slow
