@@ -288,6 +288,24 @@ def test_precomputed_stems_give_the_oracle_store(oracle_store, synth, tmp_path):
                                      "(found vocals, drums, other)")
 
 
+def test_stems_fingerprint_follows_the_files_content_not_their_times(synth, tmp_path):
+    from mer_jax.data import read_dataset
+    from mer_jax.separation.stems import StemsSeparator
+    songs = read_dataset(synth)
+    linked = _stems_dir(synth, tmp_path / "linked")
+    copied = tmp_path / "copied"                  # real files, new modification times
+    shutil.copytree(linked, copied, copy_function=shutil.copy)
+    first = StemsSeparator(linked).fingerprint(songs)
+    assert StemsSeparator(copied).fingerprint(songs) == first
+    wav = copied / "2" / "bass.wav"
+    times = wav.stat().st_atime_ns, wav.stat().st_mtime_ns
+    data = bytearray(wav.read_bytes())
+    data[-1] ^= 1                                 # same size, same time, other content
+    wav.write_bytes(bytes(data))
+    os.utime(wav, ns=times)
+    assert StemsSeparator(copied).fingerprint(songs) != first
+
+
 def test_wave_u_net_layout_and_short_stems(synth, tmp_path):
     from mer_jax.separation import SeparationError, make_separator
     stems = _stems_dir(synth, tmp_path / "waveunet", layout="waveunet")

@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from mer_jax import audio as audio_io
+from mer_jax import files
 from mer_jax.data.songs import STEM_ORDER
 
 STEM_SUFFIXES = (".wav", ".flac", ".mp3")
@@ -150,13 +151,15 @@ class StemsSeparator:
                 + " - made from another excerpt?")
 
     def fingerprint(self, songs) -> str:
-        """Digest of every song's stem files (path, size, mtime; "missing" where none), so a
-        store made from other or changed stems is never reused."""
+        """Digest of every song's stem files (path under the folder and content SHA-256;
+        "missing" where none), so a store made from other or changed stems is never reused, and a
+        copy of the same stems (new modification times) reuses it. Hashing costs about 1 ms per
+        MB, once per preprocessing run."""
         digest = hashlib.sha256()
         for song in songs:
             try:
                 paths = self.stem_paths(song.audio_path, song.song_id)
-                entries = [f"{p.relative_to(self.root)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                entries = [f"{p.relative_to(self.root)}:{files.file_sha256(p)}"
                            for p in paths.values()]
             except SeparationError:
                 entries = ["missing"]
