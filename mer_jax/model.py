@@ -272,8 +272,9 @@ class LSTM(nn.Module):
     units)``): flax's ``OptimizedLSTMCell`` under ``nn.RNN`` (same parameters: names, shapes,
     initializers and so initial values; the same function to float tolerance), with the input
     projection of all T steps done before the scan as one ``(batch T, in) x (in, 4 units)``
-    product, so that each step is one ``h x (units, 4 units)`` product and its gates (1.36x
-    faster for the paper's LSTMs on CPU, fewer kernels per step on a GPU)."""
+    product, so that each step is one ``h x (units, 4 units)`` product and its gates (1.35x
+    faster for the paper's LSTMs on CPU, benchmarks/lstm_scan.py; fewer kernels per step on
+    a GPU)."""
     units: int
     dtype: jnp.dtype = jnp.float32
 

@@ -5,8 +5,9 @@ it into vocals/bass/drums/other, compute the |STFT| spectrograms of the mono mix
 (one jitted call, shape (5, 129, 2048)) and the openSMILE functionals of each. ``preprocess``
 runs that over a dataset with optional worker processes and writes each song into the store as it
 completes (on a GPU/TPU the separator and the spectrograms run in the parent, batched over songs,
-while the workers decode the clips and compute the openSMILE features on CPU); the store's name holds a hash of the config and of
-the dataset's songs, so a changed config or dataset never reuses stale data.
+while the workers decode the clips and compute the openSMILE features on CPU); the store's name
+holds a hash of the config and of the dataset's songs, so a changed config or dataset never
+reuses stale data.
 """
 from __future__ import annotations
 

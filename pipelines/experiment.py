@@ -246,8 +246,8 @@ def _fit_forests(store_path: Path, splits: list[dict], out_dir: Path,
 
 
 def _niced() -> None:
-    """A forest process's initialiser: below the trainer's priority, so that the cores it
-    leaves idle are the ones it uses."""
+    """A forest process's initialiser: a lower priority than the trainer's, so that the trainer
+    gets the CPU time it needs to feed the device and the forests take the rest."""
     os.nice(10)
 
 
