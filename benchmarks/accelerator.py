@@ -225,7 +225,6 @@ def separation(audio: list[Path], cache_dir: Path, seconds: float, repeats: int)
     """Seconds per song of each preprocessing stage: the separator (U-Net and HPSS split, one
     program) batched on the device, the split alone on this host's CPU (a worker's cost without
     the device), the spectrograms on the device, openSMILE on one CPU core."""
-    from mer_jax.data.songs import STEM_ORDER
     from mer_jax.features import opensmile_features
     from mer_jax.features.spectrogram import spectrogram
     from mer_jax.preprocess import PreprocessConfig
@@ -239,7 +238,7 @@ def separation(audio: list[Path], cache_dir: Path, seconds: float, repeats: int)
         out[f"separator_batch{batch}_first_call_s"] = first
         out[f"separator_batch{batch}_s_per_song"] = per_call / batch
     stems = separator.separate_many(clips[:1], 1)[0]
-    accompaniment = np.delete(stems, STEM_ORDER.index("vocals"), axis=0).sum(axis=0)
+    accompaniment = separator.two_stems(clips[0])["accompaniment"]
     with jax.default_device(jax.devices("cpu")[0]):
         _, out["hpss_split_cpu_s_per_song"] = timed(
             lambda: split_accompaniment(accompaniment), repeats)
