@@ -7,7 +7,9 @@ Spleeter's 2-stem U-Net runs once per song; then each HPSSConfig variant below s
 accompaniment into drums / bass / other (mer_jax.separation.accompaniment) and is scored with
 the separation-quality SDR (median over 1 s windows, then over songs) on the MUSDB previews and
 on synthetic songs with true stems. Prints one row per variant: vocals / bass / drums / other on
-each set (vocals do not depend on the split).
+each set (vocals do not depend on the split). Last, the seconds per 45 s song of the first
+split and of the default one, side by side (the previews' accompaniments joined into 45 s; one
+call each to compile, then 3 interleaved repeats; median).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import argparse
 import dataclasses
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,8 @@ sys.path.insert(0, str(REPO))
 from mer_jax import audio as audio_io                                   # noqa: E402
 from mer_jax.data.songs import STEM_ORDER                               # noqa: E402
 from mer_jax.data.synth import SynthConfig, write_dataset               # noqa: E402
-from mer_jax.separation.accompaniment import HPSSConfig, split_accompaniment  # noqa: E402
+from mer_jax.separation.accompaniment import (PARTS, HPSSConfig,  # noqa: E402
+                                              split_accompaniment)
 from mer_jax.separation.quality import track_sdr                        # noqa: E402
 
 FIRST = HPSSConfig(percussive_bins=17, percussive_bins_low=17, bass_cutoff_hz=250.0,
@@ -66,7 +70,7 @@ def _median_sdr(songs, twos, config: HPSSConfig) -> np.ndarray:
     """Median over songs of each stem's SDR (STEM_ORDER) with this split of the accompaniment."""
     sdr = []
     for (_, truth), two in zip(songs, twos):
-        split = split_accompaniment(two["accompaniment"], config)
+        split = dict(zip(PARTS, split_accompaniment(two["accompaniment"], config)))
         estimate = np.stack([two["vocals"], split["bass"], split["drums"], split["other"]])
         sdr.append(track_sdr(truth, estimate))
     return np.nanmedian(np.stack(sdr), axis=0)
@@ -92,7 +96,24 @@ def main() -> int:
         cells = [" ".join(f"{v:6.2f}" for v in _median_sdr(sets[name], two[name], config))
                  for name in sets]
         print(f"{label:<42}" + "".join(f"{c:>30}" for c in cells), flush=True)
+    _time_splits(np.concatenate([t["accompaniment"] for t in two["musdb"]]))
     return 0
+
+
+def _time_splits(accompaniment: np.ndarray, seconds: float = 45.0, repeats: int = 3) -> None:
+    """Seconds per ``seconds`` of accompaniment: the first split vs the default, side by side."""
+    clip = np.resize(accompaniment, int(seconds * 44_100)).astype(np.float32)  # cut or repeated
+    configs = {"first split (v2)": FIRST, "default (v4)": HPSSConfig()}
+    times = {name: [] for name in configs}
+    for name, config in configs.items():
+        split_accompaniment(clip, config)                           # compile
+    for _ in range(repeats):
+        for name, config in configs.items():
+            start = time.perf_counter()
+            split_accompaniment(clip, config)
+            times[name].append(time.perf_counter() - start)
+    print(" | ".join(f"{name}: {np.median(t):.2f} s per {seconds:.0f} s song"
+                     for name, t in times.items()))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ runs that over a dataset with optional worker processes and writes each song int
 completes (on a GPU/TPU the separator and the spectrograms run in the parent, batched over songs,
 while the workers decode the clips and compute the openSMILE features on CPU); the store's name
 holds a hash of the config and of the dataset's songs, so a changed config or dataset never
-reuses stale data.
+reuses stale data; a store that differs from another in the same folder only in its spectrograms
+copies that one's stems and openSMILE features (``stems_hash``, :func:`_reuse_stems`).
 """
 from __future__ import annotations
 
@@ -76,6 +77,17 @@ def mixed_inputs_hash(config: PreprocessConfig, dataset: Dataset) -> str:
     fields = {k: v for k, v in config.to_dict().items() if k != "separator"}
     key = json.dumps({"config": fields, "dataset": dataset_fingerprint(dataset)}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def stems_hash(config: PreprocessConfig, dataset: Dataset) -> str:
+    """Identifies everything but the spectrograms: two stores with the same value hold the same
+    stems and openSMILE features (e.g. ``--spectrogram stft`` and ``mel``), so a new one copies
+    them from the other instead of separating again (:func:`_reuse_stems`)."""
+    key = {"config": {k: v for k, v in config.to_dict().items() if k != "spectrogram"},
+           "dataset": dataset_fingerprint(dataset)}
+    if (stems := separator_fingerprint(config.separator, dataset)) is not None:
+        key["separator_files"] = stems
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def spectrograms(mono: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -207,6 +219,7 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
             opensmile=opensmile_features.N_FEATURES)
         attrs = {"config": config.to_dict(), "config_hash": config_hash,
                  "mixed_hash": mixed_inputs_hash(config, dataset),
+                 "stems_hash": stems_hash(config, dataset),
                  "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve()),
                              "categorical": dataset.categorical},
                  "skipped": {s.song_id: s.reason for s in dataset.skipped},
@@ -231,6 +244,8 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
         label = config.separator + ("" if shard[1] == 1 else f", shard {shard[0]}/{shard[1]}")
         bar = tqdm(total=stop - start, initial=stop - start - len(todo), unit="song",
                    desc=f"preprocessing ({label})", disable=not progress)
+        if todo and (donor := _stems_donor(path, dataset)) is not None:
+            todo = _reuse_stems(root, donor, todo, songs, config, bar)
         if todo and config.separator in OPEN_UNMIX:   # a clear error before any worker starts
             load_open_unmix(config.separator)
         if (batch := separator_batch(config.separator, batch)) and todo:
@@ -247,6 +262,53 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                 _consume(root, pool.imap_unordered(_run_worker, todo), bar)
         bar.close()
     return path
+
+
+def _stems_donor(path: Path, dataset: Dataset) -> Path | None:
+    """Another store in ``path``'s folder with the same :func:`stems_hash` (the same songs,
+    separator and clips; other spectrograms), or None."""
+    key = zarr.open_group(str(path), mode="r").attrs.get("stems_hash")
+    ids = [s.song_id for s in dataset]
+    for other in sorted(path.parent.glob("*.zarr")):
+        if key is None or other == path or other.name.startswith("."):
+            continue
+        try:
+            donor = zarr.open_group(str(other), mode="r")
+            if donor.attrs.get("stems_hash") == key and list(donor["ids"][:]) == ids:
+                return other
+        except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError):  # not a usable store
+            continue
+    return None
+
+
+def _reuse_stems(root, path: Path, todo: list[int], songs: list, config: PreprocessConfig,
+                 bar) -> list[int]:
+    """Songs of ``todo`` that the store at ``path`` holds, made from the same audio
+    (``sources``): their stems and openSMILE functionals copied, their clips decoded again for
+    the mixed spectrogram, the spectrograms computed here. Returns the songs still to do."""
+    donor = zarr.open_group(str(path), mode="r")
+    status, sources = donor["status"][:], donor["sources"][:]
+    decoder = _Worker(config, "", songs, separate=False)
+    rest, reused = [], 0
+    for index in todo:
+        if status[index] != store_lib.DONE:
+            rest.append(index)
+            continue
+        index, source, clip, error = decoder.decode(index)
+        if error is not None or source != sources[index]:
+            rest.append(index)
+            continue
+        stems = donor["sep/stems"][index]
+        smile = np.concatenate([donor["mixed/opensmile"][index][None],
+                                donor["sep/opensmile"][index].reshape(len(stems), -1)])
+        mono = audio_io.to_mono(clip)
+        _consume(root, [(index, source, song_features(stems, spectrograms(mono, stems, config),
+                                                      smile), None)], bar)
+        reused += 1
+    if reused:
+        bar.write(f"reused the stems and openSMILE features of {reused} songs from "
+                  f"{path.name}")
+    return rest
 
 
 def _pipelined(root, todo: list[int], songs: list, config: PreprocessConfig, cache_dir: str,

@@ -91,6 +91,37 @@ def test_changed_config_never_reuses_a_store(oracle_store, synth, tmp_path):
     assert same == oracle_store and other != oracle_store
 
 
+def test_other_spectrograms_reuse_the_stems_of_a_sibling_store(oracle_store, synth, tmp_path,
+                                                                capsys):
+    """A mel store made beside an |STFT| store of the same songs and separator copies the songs'
+    stems and openSMILE features (proved by a marker put in the donor's functionals) and computes
+    its own spectrograms; a song the donor failed or made from other audio is separated again.
+    Everything equals a mel store made from scratch, but the marker."""
+    cache = tmp_path / "cache"
+    donor_path = cache / oracle_store.name
+    shutil.copytree(oracle_store, donor_path)
+    donor = zarr.open_group(str(donor_path), mode="r+")
+    marked = donor["sep/opensmile"][:]
+    marked[:3] += 1000.0                        # songs 1, 2, 3
+    donor["sep/opensmile"][:] = marked
+    donor["status"][2] = FAILED                 # song 3: redone
+    donor["sources"][1] = "0:other audio"       # song 2: redone
+    mel = PreprocessConfig.for_clip("oracle", CLIP, "mel")
+    reused = FeatureStore(preprocess(synth, mel, cache, progress=False))
+    assert "reused the stems and openSMILE features of 2 songs" in capsys.readouterr().out
+    scratch = FeatureStore(preprocess(synth, mel, tmp_path / "scratch", progress=False))
+    assert list(reused.status) == [DONE] * 4
+    assert reused.attrs["stems_hash"] == scratch.attrs["stems_hash"] == donor.attrs["stems_hash"]
+    assert reused.attrs["config_hash"] != donor.attrs["config_hash"]
+    expected = scratch.array("sep/opensmile")[:]
+    expected[0] += 1000.0        # copied: songs 1 (marked) and 4; songs 2 and 3 made again
+    np.testing.assert_array_equal(reused.array("sep/opensmile")[:], expected)
+    for name in ARRAYS:
+        if name != "sep/opensmile":
+            np.testing.assert_allclose(reused.array(name)[:], scratch.array(name)[:],
+                                       atol=1e-6, err_msg=name)
+
+
 def test_bad_song_is_recorded_and_retried(synth, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synth, data)

@@ -90,11 +90,11 @@ def split(accompaniment: jnp.ndarray, config: HPSSConfig = HPSSConfig()) -> jnp.
 _split = jax.jit(split, static_argnames="config")
 
 
-def split_accompaniment(accompaniment: np.ndarray, config: HPSSConfig = HPSSConfig()) -> dict:
-    """``(n,)`` mono accompaniment -> {"drums", "bass", "other"}: ``(n,)`` float32 numpy each
-    (:func:`split`, compiled once per length and config)."""
-    stems = np.asarray(_split(jnp.asarray(accompaniment, jnp.float32), config=config))
-    return dict(zip(PARTS, stems))
+def split_accompaniment(accompaniment: np.ndarray,
+                        config: HPSSConfig = HPSSConfig()) -> np.ndarray:
+    """``(n,)`` mono accompaniment -> ``(3, n)`` float32 numpy: drums, bass, other (PARTS;
+    :func:`split`, compiled once per length and config)."""
+    return np.asarray(_split(jnp.asarray(accompaniment, jnp.float32), config=config))
 
 
 @functools.partial(jax.jit, static_argnames=("order", "config"))
@@ -105,5 +105,12 @@ def separate_four(params: dict, waves: jnp.ndarray, order: tuple[str, ...],
     clips and the stems crosses to the host."""
     two = separate_batch(params, waves).mean(axis=2)                 # (songs, 2 stems, n)
     parts = jax.vmap(lambda a: split(a, config))(two[:, 1])          # (songs, 3, n)
-    stems = {"vocals": two[:, 0], **{name: parts[:, i] for i, name in enumerate(PARTS)}}
-    return jnp.stack([stems[name] for name in order], axis=1)
+    return in_order(two[:, 0], parts, order)
+
+
+def in_order(vocals, parts, order: tuple[str, ...]):
+    """Vocals ``(..., n)`` and :func:`split`'s parts ``(..., 3, n)`` -> ``(..., 4, n)`` stems
+    in ``order`` (numpy in, numpy out; jax in, jax out)."""
+    xp = jnp if isinstance(parts, jax.Array) else np
+    stems = {"vocals": vocals, **{name: parts[..., i, :] for i, name in enumerate(PARTS)}}
+    return xp.stack([stems[name] for name in order], axis=-2)
