@@ -12,7 +12,9 @@ recorded as failed, naming the missing ones. umxhq/umxl (Open-Unmix) read their 
 from --weights-dir or $MER_JAX_WEIGHTS (mer_jax.separation.openunmix_weights).
 
 --spectrogram: the CRNN's input, "stft" (the paper's |STFT|) or "mel" (mel bands, for configs that
-train on them: mer_jax.features.spectrogram); each makes its own store.
+train on them: mer_jax.features.spectrogram); each makes its own store, and the second one copies
+the stems and openSMILE features of the first from the same --cache-dir (same songs, separator,
+clips and audio) instead of separating again.
 
 Rerunning resumes: finished songs are kept, pending and failed ones are (re)done. Failed songs
 are listed with their reasons and skipped, as are the songs the reader left out (e.g. no std
