@@ -246,8 +246,6 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                    desc=f"preprocessing ({label})", disable=not progress)
         if todo and (donor := _stems_donor(path, dataset)) is not None:
             todo = _reuse_stems(root, donor, todo, songs, config, bar)
-        if todo and config.separator in OPEN_UNMIX:   # a clear error before any worker starts
-            load_open_unmix(config.separator)
         if (batch := separator_batch(config.separator, batch)) and todo:
             _pipelined(root, todo, songs, config, str(cache_dir), max(workers, 1), batch, bar)
         elif workers <= 1 or len(todo) <= 1:
@@ -255,6 +253,8 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
             results = (worker(i) for i in todo)
             _consume(root, results, bar)
         else:
+            if config.separator in OPEN_UNMIX:   # a clear error before any worker starts
+                load_open_unmix(config.separator)
             context = multiprocessing.get_context("spawn")
             with runtime.cpu_only_children(), context.Pool(
                     min(workers, len(todo)), initializer=_init_worker,
