@@ -143,7 +143,7 @@ def crnn_step(config, k: int, channels: int, repeats: int, evaluate: bool = Fals
     lr = config.learning_rate
     trainer = steps.MultiModel(config.model, lr, config.loss, k, chunk=k)
     keys = jax.random.split(jax.random.PRNGKey(0), k)
-    stacked = jax.jit(jax.vmap(lambda key: steps.create_state(config.model, shape, key, lr)))(keys)
+    stacked = steps.create_states(config.model, shape, keys, lr)
     groups = trainer.split(stacked)
     x = jax.random.normal(jax.random.PRNGKey(1), (k, config.batch_size, *shape))
     y = jax.random.uniform(jax.random.PRNGKey(2), (k, config.batch_size, 4))

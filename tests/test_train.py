@@ -46,9 +46,22 @@ def _random_batch(models, config, channels=1, seed=0):
 
 
 def _states(config, models, channels=1):
-    trees = [steps.create_state(config.model, (129, config.time_bins, channels),
-                                jax.random.PRNGKey(k), config.learning_rate) for k in range(models)]
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+    keys = jnp.stack([jax.random.PRNGKey(k) for k in range(models)])
+    return steps.create_states(config.model, (129, config.time_bins, channels), keys,
+                               config.learning_rate)
+
+
+def test_create_states_stacks_one_state_per_key(tiny_config):
+    """create_states == create_state per key, stacked (a vmapped initialisation can deadlock
+    XLA:CPU: benchmarks/cpu_qr_deadlock.py)."""
+    shape = (129, tiny_config.time_bins, 1)
+    stacked = _states(tiny_config, 3)
+    for k in range(3):
+        one = steps.create_state(tiny_config.model, shape, jax.random.PRNGKey(k), 1e-3)
+        for a, b in zip(jax.tree_util.tree_leaves(stacked.params),
+                        jax.tree_util.tree_leaves(one.params)):
+            np.testing.assert_array_equal(a[k], b)
+    assert int(stacked.step[2]) == 0 and stacked.step.shape == (3,)
 
 
 def test_train_step_compiles_once_and_donates_state(tiny_config):

@@ -87,10 +87,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _stack(trees):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-
-
 def _unstack(tree, k):
     return jax.tree_util.tree_map(lambda x: x[k], tree)
 
@@ -153,7 +149,8 @@ def init_models(config: TrainConfig, models: Models, inputs: data.ModelInputs,
     """The K initial states stacked ``(K, ...)``: model k's init key is
     ``fold_in(fold_in(PRNGKey(seed), 0), iteration - 1)``; with ``model.input_norm`` its input
     standardisation, with ``model.output_prior`` its output prior (the calibrated constant) are
-    fitted on its own training songs."""
+    fitted on its own training songs. One model at a time, as ``steps.create_states`` (a vmapped
+    initialisation can deadlock XLA:CPU)."""
     states, moments = [], {}
     for k in range(len(models)):
         root = jax.random.PRNGKey(models.seed(k))
@@ -169,7 +166,7 @@ def init_models(config: TrainConfig, models: Models, inputs: data.ModelInputs,
             prior = baselines.calibrated(labels[train_idx[it]])
             state = state.replace(params=set_output_prior(state.params, prior))
         states.append(state)
-    return _stack(states)
+    return steps.stack(states)
 
 
 def dropout_roots(models: Models) -> jax.Array:

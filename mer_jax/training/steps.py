@@ -50,6 +50,20 @@ def create_state(model_config: ModelConfig, input_shape, rng,
                       opt_state=make_optimizer(learning_rate).init(params))
 
 
+def stack(trees):
+    """K pytrees of one structure -> one pytree of ``(K, ...)`` arrays."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def create_states(model_config: ModelConfig, input_shape, keys: jax.Array,
+                  learning_rate: float | optax.Schedule) -> TrainState:
+    """K initial states stacked ``(K, ...)``, one per key ``(K, 2)``, made one model at a time:
+    vmapped, the LSTMs' orthogonal initialisers become batched QR factorisations, and on XLA:CPU
+    two of those in one program can deadlock (jaxlib 0.10.2: each waits inside the thread pool
+    for work queued behind it; ``benchmarks/cpu_qr_deadlock.py``)."""
+    return stack([create_state(model_config, input_shape, key, learning_rate) for key in keys])
+
+
 def loss_value(prediction: jnp.ndarray, target: jnp.ndarray, loss: str,
                weights: jnp.ndarray | None = None) -> jnp.ndarray:
     """Mean loss over the batch: MSE over the 4 targets, or the Gaussian KL[target || prediction]."""
