@@ -58,14 +58,25 @@ def source_fingerprint(path: Path) -> str:
     return f"{Path(path).stat().st_size}:{files.file_sha256(path)[:32]}"
 
 
+def inputs_hash(config: PreprocessConfig, dataset: Dataset, separator_files: str | None,
+                leave_out: tuple[str, ...] = ()) -> str:
+    """16 hex digits of SHA-256 over the config's fields but ``leave_out``, the dataset's songs
+    and, for precomputed stems (``stems:DIR``), their files' fingerprint (``separator_files``,
+    ``separation.separator_fingerprint``: it reads every stem file, so callers compute it once)."""
+    key = {"config": {k: v for k, v in config.to_dict().items() if k not in leave_out},
+           "dataset": dataset_fingerprint(dataset)}
+    if separator_files is not None:
+        key["separator_files"] = separator_files
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config: PreprocessConfig,
-               dataset: Dataset) -> tuple[Path, str]:
-    """The store's path and config hash: the hash covers the config, the dataset's songs and,
-    for precomputed stems (``stems:DIR``), their files' fingerprint."""
-    key = {"config": config.to_dict(), "dataset": dataset_fingerprint(dataset)}
-    if (stems := separator_fingerprint(config.separator, dataset)) is not None:
-        key["separator_files"] = stems
-    config_hash = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+               dataset: Dataset, config_hash: str | None = None) -> tuple[Path, str]:
+    """The store's path and config hash: :func:`inputs_hash` of the whole config (``config_hash``
+    when the caller has it)."""
+    if config_hash is None:
+        config_hash = inputs_hash(config, dataset,
+                                  separator_fingerprint(config.separator, dataset))
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data_dir).resolve().name) or "dataset"
     label = separator_label(config.separator)
     return Path(cache_dir) / f"{stem}-{label}-{config_hash}.zarr", config_hash
@@ -74,20 +85,14 @@ def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config
 def mixed_inputs_hash(config: PreprocessConfig, dataset: Dataset) -> str:
     """Identifies the "mixed" features alone: everything but the separator. Two stores with the
     same value hold identical mixed spectrograms and openSMILE features."""
-    fields = {k: v for k, v in config.to_dict().items() if k != "separator"}
-    key = json.dumps({"config": fields, "dataset": dataset_fingerprint(dataset)}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return inputs_hash(config, dataset, None, leave_out=("separator",))
 
 
-def stems_hash(config: PreprocessConfig, dataset: Dataset) -> str:
+def stems_hash(config: PreprocessConfig, dataset: Dataset, separator_files: str | None) -> str:
     """Identifies everything but the spectrograms: two stores with the same value hold the same
     stems and openSMILE features (e.g. ``--spectrogram stft`` and ``mel``), so a new one copies
     them from the other instead of separating again (:func:`_reuse_stems`)."""
-    key = {"config": {k: v for k, v in config.to_dict().items() if k != "spectrogram"},
-           "dataset": dataset_fingerprint(dataset)}
-    if (stems := separator_fingerprint(config.separator, dataset)) is not None:
-        key["separator_files"] = stems
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return inputs_hash(config, dataset, separator_files, leave_out=("spectrogram",))
 
 
 def spectrograms(mono: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -211,7 +216,9 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
         dataset = read_dataset(data_dir)
     if not len(dataset):
         raise DatasetError(f"{data_dir}: no usable songs\n{dataset.report()}")
-    path, config_hash = store_path(cache_dir, data_dir, config, dataset)
+    files = separator_fingerprint(config.separator, dataset)    # stems:DIR: reads every file
+    path, config_hash = store_path(cache_dir, data_dir, config, dataset,
+                                   inputs_hash(config, dataset, files))
     if not path.exists():
         shapes = store_lib.StoreShapes(
             songs=len(dataset), bins=config.spectrogram.bins,
@@ -219,7 +226,7 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
             opensmile=opensmile_features.N_FEATURES)
         attrs = {"config": config.to_dict(), "config_hash": config_hash,
                  "mixed_hash": mixed_inputs_hash(config, dataset),
-                 "stems_hash": stems_hash(config, dataset),
+                 "stems_hash": stems_hash(config, dataset, files),
                  "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve()),
                              "categorical": dataset.categorical},
                  "skipped": {s.song_id: s.reason for s in dataset.skipped},
@@ -268,9 +275,11 @@ def _stems_donor(path: Path, dataset: Dataset) -> Path | None:
     """Another store in ``path``'s folder with the same :func:`stems_hash` (the same songs,
     separator and clips; other spectrograms), or None."""
     key = zarr.open_group(str(path), mode="r").attrs.get("stems_hash")
+    if key is None:                       # a store made before stems_hash: no donor is known safe
+        return None
     ids = [s.song_id for s in dataset]
     for other in sorted(path.parent.glob("*.zarr")):
-        if key is None or other == path or other.name.startswith("."):
+        if other == path or other.name.startswith("."):
             continue
         try:
             donor = zarr.open_group(str(other), mode="r")
