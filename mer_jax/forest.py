@@ -72,11 +72,12 @@ def train_forests(store_path: os.PathLike | str, splits: list[dict], mode: str, 
                   seeds: list[int] = (0,)) -> list[Path]:
     """One forest per seed and split; writes ``out_dir/<mode>[_seed_<S>]_iteration_N.csv`` (names
     as the CRNN's). An interrupted run resumes per table; a changed fingerprint (forest config,
-    store, splits, seeds) removes the mode's old tables first (``out_dir/forest_<mode>.json``)."""
+    the features as made (``FeatureStore.inputs_key``), splits, seeds) removes the mode's old
+    tables first (``out_dir/forest_<mode>.json``)."""
     store = FeatureStore(store_path)
     out_dir = Path(out_dir)
-    _claim(out_dir, mode, files.fingerprint(dataclasses.asdict(config), store.attrs.get(
-        "config_hash"), mode, splits, list(seeds)))
+    _claim(out_dir, mode, files.fingerprint(dataclasses.asdict(config), store.inputs_key(
+        f"{mode}/opensmile", splits), mode, splits, list(seeds)))
     index_of = {song: i for i, song in enumerate(store.ids)}
     songs = np.array(sorted({index_of[s] for split in splits
                              for s in split["train"] + split["test"]}))

@@ -8,7 +8,7 @@ completes (on a GPU/TPU the separator and the spectrograms run in the parent, ba
 while the workers decode the clips and compute the openSMILE features on CPU); the store's name
 holds a hash of the config and of the dataset's songs, so a changed config or dataset never
 reuses stale data; a store that differs from another in the same folder only in its spectrograms
-copies that one's stems and openSMILE features (``stems_hash``, :func:`_reuse_stems`).
+copies that one's stems and openSMILE features (:data:`HASHES`, :func:`_reuse_stems`).
 """
 from __future__ import annotations
 
@@ -82,17 +82,23 @@ def store_path(cache_dir: os.PathLike | str, data_dir: os.PathLike | str, config
     return Path(cache_dir) / f"{stem}-{label}-{config_hash}.zarr", config_hash
 
 
-def mixed_inputs_hash(config: PreprocessConfig, dataset: Dataset) -> str:
-    """Identifies the "mixed" features alone: everything but the separator. Two stores with the
-    same value hold identical mixed spectrograms and openSMILE features."""
-    return inputs_hash(config, dataset, None, leave_out=("separator",))
+# A store's hashes (attribute -> the config fields it leaves out), each identifying what made some
+# of its arrays (mer_jax.store.MADE_BY): two stores with the same value hold the same arrays.
+HASHES = {
+    "config_hash": (),                                   # everything: the sep spectrograms
+    "mixed_hash": ("separator",),                        # the mixed spectrograms
+    "stems_hash": ("spectrogram",),                      # the stems and their openSMILE
+    "mixed_opensmile_hash": ("separator", "spectrogram"),  # the mix's openSMILE features
+}
 
 
-def stems_hash(config: PreprocessConfig, dataset: Dataset, separator_files: str | None) -> str:
-    """Identifies everything but the spectrograms: two stores with the same value hold the same
-    stems and openSMILE features (e.g. ``--spectrogram stft`` and ``mel``), so a new one copies
-    them from the other instead of separating again (:func:`_reuse_stems`)."""
-    return inputs_hash(config, dataset, separator_files, leave_out=("spectrogram",))
+def store_hashes(config: PreprocessConfig, dataset: Dataset,
+                 separator_files: str | None) -> dict[str, str]:
+    """:data:`HASHES`' values. A new store reuses the stems of one with the same ``stems_hash``
+    (e.g. ``--spectrogram stft`` and ``mel``) instead of separating again (:func:`_reuse_stems`)."""
+    return {name: inputs_hash(config, dataset,
+                              None if "separator" in leave_out else separator_files, leave_out)
+            for name, leave_out in HASHES.items()}
 
 
 def spectrograms(mono: np.ndarray, stems: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -217,16 +223,14 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
     if not len(dataset):
         raise DatasetError(f"{data_dir}: no usable songs\n{dataset.report()}")
     files = separator_fingerprint(config.separator, dataset)    # stems:DIR: reads every file
-    path, config_hash = store_path(cache_dir, data_dir, config, dataset,
-                                   inputs_hash(config, dataset, files))
+    hashes = store_hashes(config, dataset, files)
+    path, _ = store_path(cache_dir, data_dir, config, dataset, hashes["config_hash"])
     if not path.exists():
         shapes = store_lib.StoreShapes(
             songs=len(dataset), bins=config.spectrogram.bins,
             time_bins=config.spectrogram.time_bins, samples=config.clip_samples,
             opensmile=opensmile_features.N_FEATURES)
-        attrs = {"config": config.to_dict(), "config_hash": config_hash,
-                 "mixed_hash": mixed_inputs_hash(config, dataset),
-                 "stems_hash": stems_hash(config, dataset, files),
+        attrs = {"config": config.to_dict(), **hashes,
                  "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve()),
                              "categorical": dataset.categorical},
                  "skipped": {s.song_id: s.reason for s in dataset.skipped},
@@ -272,8 +276,8 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
 
 
 def _stems_donor(path: Path, dataset: Dataset) -> Path | None:
-    """Another store in ``path``'s folder with the same :func:`stems_hash` (the same songs,
-    separator and clips; other spectrograms), or None."""
+    """Another store in ``path``'s folder with the same ``stems_hash`` (:data:`HASHES`: the same
+    songs, separator and clips; other spectrograms), or None."""
     key = zarr.open_group(str(path), mode="r").attrs.get("stems_hash")
     if key is None:                       # a store made before stems_hash: no donor is known safe
         return None

@@ -11,7 +11,8 @@ Layout (N songs; one song per chunk; zstd):
     sep/stems            (N, 4, samples)      float32 the separated mono stems
     mixed/opensmile      (N, 6373)            float32 ComParE_2016 functionals of the mix
     sep/opensmile        (N, 25492)           float32 the four stems' functionals, concatenated
-attrs: config (the preprocessing config), config_hash, dataset, skipped songs, feature names.
+attrs: config (the preprocessing config), dataset, skipped songs, feature names, and the hashes
+of what made the arrays (``mer_jax.preprocess.HASHES``; ``MADE_BY`` says which hash made which).
 
 A song's chunks are written first and its ``status`` last (each chunk file is replaced
 atomically by Zarr's local store), so a run killed at any moment leaves every song either done or
@@ -32,12 +33,19 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from mer_jax import files
 from mer_jax.data.songs import STEM_ORDER
-from mer_jax.files import atomic_path
 
 PENDING, DONE, FAILED = 0, 1, 2
 STEMS = STEM_ORDER   # the one home: mer_jax.data.songs
 LOCK_FILE = ".preprocess.lock"
+# Array -> the attributes holding the hash of what made it, besides each song's audio (see
+# mer_jax.preprocess.HASHES), narrowest first: stores made before a narrower hash existed carry
+# only the wider ones after it.
+MADE_BY = {"mixed/spectrogram": ("mixed_hash",), "sep/spectrogram": ("config_hash",),
+           "sep/stems": ("stems_hash", "config_hash"),
+           "mixed/opensmile": ("mixed_opensmile_hash", "mixed_hash"),
+           "sep/opensmile": ("stems_hash", "config_hash")}
 
 
 class StoreError(RuntimeError):
@@ -66,7 +74,7 @@ def _array(group, name, shape, dtype, fill=0):
 def create_store(path: os.PathLike | str, ids: list[str], labels: np.ndarray, shapes: StoreShapes,
                  attrs: dict) -> Path:
     """Create an empty store at ``path`` atomically (built beside it, then renamed)."""
-    with atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         _build_store(tmp, ids, labels, shapes, attrs)
     return Path(path)
 
@@ -176,6 +184,24 @@ class FeatureStore:
     def failures(self) -> dict[str, str]:
         errors = self.root["errors"][:]
         return {self.ids[i]: str(errors[i]) for i in np.flatnonzero(self.status == FAILED)}
+
+    def inputs_key(self, name: str, splits: list[dict]) -> str:
+        """16 hex digits identifying array ``name`` ("mixed/opensmile", ...) of every song of
+        ``splits`` as made: the hash of what made the array (``MADE_BY``) and the audio each song
+        was made from (``sources``). What is computed from them (a training run, forests, an
+        experiment's stage) is keyed by it: a song whose audio file changed, which preprocessing
+        redoes, changes it; a setting that made other arrays (e.g. the spectrogram, for the
+        openSMILE features) does not."""
+        attrs = self.attrs
+        made_by = next(attrs[a] for a in MADE_BY[name] if a in attrs)
+        index_of = {song: i for i, song in enumerate(self.ids)}
+        sources = self.root["sources"][:]
+        songs = sorted({s for split in splits for s in split["train"] + split["test"]})
+        undone = [s for s in songs if s not in index_of or self.status[index_of[s]] != DONE]
+        if undone:
+            raise StoreError(f"{self.path}: songs of the splits not preprocessed there: "
+                             f"{', '.join(undone[:5])}")
+        return files.fingerprint(name, made_by, [(s, str(sources[index_of[s]])) for s in songs])
 
     def array(self, name: str) -> zarr.Array:
         """e.g. ``"mixed/spectrogram"``, ``"sep/opensmile"``."""

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
             iterations=args.iterations, workers=args.workers,
             forest=forest.ForestConfig(max_features=args.rf_max_features))
         result = experiment.run_experiment(
-            settings, reuse_mixed_from=args.workdir / "oracle" if results else None)
+            settings, reuse_from=args.workdir / "oracle" if results else None)
         results[separator] = result
         print(f"report: {result.report.resolve()}")
     sdr = separation_sdr(results["oracle"].store, results["spleeter4"].store)

@@ -119,12 +119,14 @@ def _reuse(stage: str, key: str, source: Path | None, work: Path, patterns: list
 
 def stage_keys(store: FeatureStore, config: TrainConfig, k_models: int, splits,
                forest_config: forest.ForestConfig = forest.ForestConfig()) -> dict:
-    """Keys of the four model stages; the "mixed" ones do not depend on the separator."""
+    """Keys of the four model stages, each over its settings and its inputs as made
+    (``FeatureStore.inputs_key``: a song whose audio changed changes them): the "mixed" ones do
+    not depend on the separator, the forests' not on the spectrograms."""
     keys = {}
     for mode in data.MODES:
-        features = store.attrs["mixed_hash"] if mode == "mixed" else store.attrs["config_hash"]
-        keys[f"crnn_{mode}"] = _key("crnn", mode, features, config.to_dict(), k_models, splits)
-        keys[f"rf_{mode}"] = _key("rf", mode, features,
+        keys[f"crnn_{mode}"] = _key("crnn", mode, store.inputs_key(f"{mode}/spectrogram", splits),
+                                    config.to_dict(), k_models, splits)
+        keys[f"rf_{mode}"] = _key("rf", mode, store.inputs_key(f"{mode}/opensmile", splits),
                                   dataclasses.asdict(forest_config), splits,
                                   config.seed_values)
     return keys
@@ -154,14 +156,15 @@ def _store_and_splits(settings: ExperimentSettings, k_models: int, progress: boo
 
 
 def run_experiment(settings: ExperimentSettings, progress: bool = True,
-                   reuse_mixed_from: Path | None = None) -> ExperimentResult | None:
-    """Run (or resume) the experiment. ``reuse_mixed_from``: another experiment's workdir whose
-    "mixed" results were made from the same mixed features (e.g. the same dataset with another
-    separator); they are copied instead of recomputed. In a multi-host run (``--distributed``)
-    every process trains the CRNNs together; process 0 alone then fits the forests, evaluates
-    and reports, and the others return None."""
-    if reuse_mixed_from is not None and jax.process_count() > 1:
-        raise ValueError("reuse_mixed_from is for a single-process run")
+                   reuse_from: Path | None = None) -> ExperimentResult | None:
+    """Run (or resume) the experiment. ``reuse_from``: another experiment's workdir; each of its
+    stages done with this one's key, i.e. from the same inputs and settings, is copied instead of
+    recomputed (e.g. with another separator: the "mixed" CRNN and forests; with other
+    spectrograms: both forests). In a multi-host run (``--distributed``) every process trains
+    the CRNNs together; process 0 alone then fits the forests, evaluates and reports, and the
+    others return None."""
+    if reuse_from is not None and jax.process_count() > 1:
+        raise ValueError("reuse_from is for a single-process run")
     work = settings.workdir
     work.mkdir(parents=True, exist_ok=True)
     stages = Stages(work / "stages.json")
@@ -172,7 +175,7 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
     store = FeatureStore(store_path)
     ids = [store.ids[i] for i in store.done]
     keys = stage_keys(store, config, k_models, splits, settings.forest)
-    _model_stages(settings, store_path, splits, keys, stages, reuse_mixed_from, k_models, progress)
+    _model_stages(settings, store_path, splits, keys, stages, reuse_from, k_models, progress)
     if not distributed.is_main():    # a multi-host run's other processes only help train
         return None
 
@@ -201,8 +204,11 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
     return ExperimentResult(report_path, Path(store_path), evaluations)
 
 
-REUSABLE = {"crnn_mixed": ["crnn/predictions/mixed_*", "crnn/*_mixed.*", "crnn/models/mixed_*"],
-            "rf_mixed": ["rf/predictions/mixed_*", "rf/predictions/forest_mixed.json"]}
+REUSABLE = {f"{model}_{mode}": patterns  # a stage's outputs, by its name
+            for mode in data.MODES for model, patterns in (
+                ("crnn", [f"crnn/predictions/{mode}_*", f"crnn/*_{mode}.*",
+                          f"crnn/models/{mode}_*"]),
+                ("rf", [f"rf/predictions/{mode}_*", f"rf/predictions/forest_{mode}.json"]))}
 
 
 def _model_stages(settings: ExperimentSettings, store_path: Path, splits: list[dict], keys: dict,

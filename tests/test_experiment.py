@@ -1,15 +1,18 @@
 import csv
+import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pytest
+import zarr
 
 from conftest import TINY_OVERRIDES
 from mer_jax import forest
 from mer_jax.predictions import read_iterations
 from mer_jax.store import FeatureStore
 from mer_jax.training import data
+from mer_jax.training.config import load_config
 from pipelines import experiment
 
 HEADER = "iteration,E_mixed,E_sep,M_mixed,M_sep,W_mixed_sep"
@@ -35,6 +38,12 @@ def test_forests_use_the_shared_splits(tiny_store, tmp_path):
     before = paths[0].stat().st_mtime_ns
     forest.train_forests(tiny_store, splits, "sep", tmp_path / "rf", progress=False)
     assert paths[0].stat().st_mtime_ns == before  # finished iterations are kept
+    copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")
+    forest.train_forests(copy, splits, "sep", tmp_path / "rf", progress=False)
+    assert paths[0].stat().st_mtime_ns == before  # the same features in another store: kept
+    zarr.open_group(str(copy), mode="r+")["sources"][0] = "0:new audio"  # song redone
+    forest.train_forests(copy, splits, "sep", tmp_path / "rf", progress=False)
+    assert paths[0].stat().st_mtime_ns != before  # refitted
 
 
 def test_forests_get_the_seeds_and_never_keep_stale_tables(tiny_store, tmp_path):
@@ -150,7 +159,10 @@ def test_a_failure_of_the_forests_alongside_reaches_the_caller(tmp_path):
 
 
 @pytest.mark.slow
-def test_mixed_results_are_reused_across_separators(experiment_run, tmp_path, monkeypatch):
+def test_stages_are_copied_from_a_workdir_that_did_them_from_the_same_inputs(
+        experiment_run, tmp_path, monkeypatch):
+    """``reuse_from``: with the same settings every stage is copied; with mel bands instead of
+    |STFT| the forests (openSMILE features, unchanged) are copied, the CRNNs are not."""
     work, args = experiment_run
     if not (work / "stages.json").is_file():
         experiment.main(args)
@@ -166,12 +178,34 @@ def test_mixed_results_are_reused_across_separators(experiment_run, tmp_path, mo
         raise Stop
 
     monkeypatch.setattr(experiment, "train_and_evaluate", record_and_stop)
-    other = experiment.ExperimentSettings(**{**settings.__dict__, "workdir": tmp_path / "w2"})
+    same = experiment.ExperimentSettings(**{**settings.__dict__, "workdir": tmp_path / "same"})
+    assert experiment.run_experiment(same, progress=False, reuse_from=work).report.is_file()
+    assert trained == []
+    for table in ("crnn/predictions/sep_iteration_1.csv", "rf/predictions/mixed_iteration_2.csv"):
+        assert (tmp_path / "same" / table).read_bytes() == (work / table).read_bytes()
+    mel = experiment.ExperimentSettings(**{
+        **settings.__dict__, "workdir": tmp_path / "mel",
+        "config": dataclasses.replace(settings.config, spectrogram="mel")})
     with pytest.raises(Stop):
-        experiment.run_experiment(other, progress=False, reuse_mixed_from=work)
-    assert trained == ["sep"]  # mixed was copied, not trained
-    copied = tmp_path / "w2" / "crnn" / "predictions" / "mixed_iteration_1.csv"
-    assert copied.read_bytes() == (work / "crnn" / "predictions" / "mixed_iteration_1.csv").read_bytes()
+        experiment.run_experiment(mel, progress=False, reuse_from=work)
+    assert trained == ["mixed"]
+    assert sorted(p.name for p in (tmp_path / "mel" / "rf" / "predictions").glob("*.csv")) == [
+        f"{mode}_iteration_{i}.csv" for mode in ("mixed", "sep") for i in (1, 2)]
+    assert not (tmp_path / "mel" / "crnn" / "predictions").exists()
+
+
+def test_stage_keys_follow_the_songs_audio(tiny_store, tmp_path):
+    """A song whose audio changed (redone by preprocessing: a new ``sources`` entry) changes the
+    key of every stage whose splits hold it; the same store elsewhere keeps them."""
+    store = FeatureStore(tiny_store)
+    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    config = load_config("configs/small.py")
+    keys = experiment.stage_keys(store, config, 2, splits)
+    copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")
+    assert experiment.stage_keys(FeatureStore(copy), config, 2, splits) == keys
+    zarr.open_group(str(copy), mode="r+")["sources"][0] = "0:new audio"
+    changed = experiment.stage_keys(FeatureStore(copy), config, 2, splits)
+    assert all(changed[stage] != keys[stage] for stage in keys)
 
 
 def test_pooled_tests_count_each_song_once():

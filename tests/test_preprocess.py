@@ -16,7 +16,7 @@ from mer_jax import audio
 from mer_jax.data.synth import SynthConfig, write_dataset
 from mer_jax.features.spectrogram import PAPER_FRAMES, SpectrogramConfig, spectrogram
 from mer_jax.preprocess import PreprocessConfig, preprocess, shard_songs
-from mer_jax.store import DONE, FAILED, FeatureStore, StoreError, StoreLock
+from mer_jax.store import DONE, FAILED, MADE_BY, FeatureStore, StoreError, StoreLock
 from pipelines import preprocess as preprocess_cli
 
 CLIP = 2.0
@@ -120,6 +120,41 @@ def test_other_spectrograms_reuse_the_stems_of_a_sibling_store(oracle_store, syn
         if name != "sep/opensmile":
             np.testing.assert_allclose(reused.array(name)[:], scratch.array(name)[:],
                                        atol=1e-6, err_msg=name)
+
+
+def test_inputs_keys_follow_what_made_each_array_and_each_songs_audio(oracle_store, synth,
+                                                                       tmp_path):
+    """``inputs_key`` keys training runs, forests and experiment stages. An array's key changes
+    with the settings that made it (mel bands: the spectrograms' keys, not the stems' or the
+    openSMILE features'), and with the audio of a song of the splits (which preprocessing
+    redoes), not of a song outside them. A store made before a hash existed keys by a wider one."""
+    cache = tmp_path / "cache"
+    stft = FeatureStore(shutil.copytree(oracle_store, cache / oracle_store.name))
+    mel = FeatureStore(preprocess(synth, PreprocessConfig.for_clip("oracle", CLIP, "mel"), cache,
+                                  progress=False))
+    every = [{"train": ["1", "2"], "test": ["3", "4"]}]
+    without_1 = [{"train": ["2"], "test": ["3"]}]
+    before = {(name, len(split[0]["train"])): stft.inputs_key(name, split)
+              for name in MADE_BY for split in (every, without_1)}
+    for name in MADE_BY:
+        assert (before[name, 2] == mel.inputs_key(name, every)) == ("spectrogram" not in name)
+    data = tmp_path / "data" / synth.name
+    shutil.copytree(synth, data)
+    shutil.copy(synth / "chorus" / "2.wav", data / "chorus" / "1.wav")   # song 1's audio changed
+    redone = FeatureStore(preprocess(data, PreprocessConfig.for_clip("oracle", CLIP), cache,
+                                     progress=False))
+    assert redone.path == stft.path
+    for name in MADE_BY:
+        assert redone.inputs_key(name, every) != before[name, 2], name
+        assert redone.inputs_key(name, without_1) == before[name, 1], name
+    with pytest.raises(StoreError, match="not preprocessed there: 5"):
+        redone.inputs_key("sep/stems", [{"train": ["4"], "test": ["5"]}])
+    for store in (redone, mel):          # as if made before these two hashes: keyed by wider ones
+        old = zarr.open_group(str(store.path), mode="r+")
+        del old.attrs["mixed_opensmile_hash"], old.attrs["stems_hash"]
+    redone, mel = FeatureStore(redone.path), FeatureStore(mel.path)
+    for name in ("sep/stems", "mixed/opensmile", "sep/opensmile"):
+        assert redone.inputs_key(name, without_1) != mel.inputs_key(name, without_1), name
 
 
 def test_bad_song_is_recorded_and_retried(synth, tmp_path):

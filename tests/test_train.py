@@ -248,6 +248,24 @@ def test_splits_are_saved_and_reused(tmp_path):
         data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=2)
 
 
+def test_a_songs_new_audio_makes_a_new_run(tiny_store, tiny_config, tmp_path):
+    """The run's identity (its fingerprint: checkpoints, predictions) holds the songs' audio: a
+    song redone from new audio is never trained on from an old run's checkpoint."""
+    import shutil
+    import zarr
+    from mer_jax import files
+    from mer_jax.store import FeatureStore
+    from mer_jax.training import loop
+    store = FeatureStore(tiny_store)
+    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")
+    identity = loop.run_identity(tiny_config, store, "mixed", splits)
+    assert loop.run_identity(tiny_config, FeatureStore(copy), "mixed", splits) == identity
+    zarr.open_group(str(copy), mode="r+")["sources"][3] = "0:new audio"
+    assert files.changed_keys(identity, loop.run_identity(
+        tiny_config, FeatureStore(copy), "mixed", splits)) == ["inputs"]
+
+
 def test_stratified_splits_keep_each_class_share(tmp_path):
     """Quadrant-labelled songs: every test set takes each class's share (largest remainders);
     without strata the splits are the ones earlier versions saved (a seeded permutation)."""

@@ -9,7 +9,8 @@ log, the loss-curve figure, per-model exports and the prediction tables
 ``predictions/<mode>[_seed_<S>]_iteration_N.csv`` that ``mer_jax.evaluate`` reads.
 
 The run's *fingerprint* hashes everything that made its results: the training config (seeds
-included), the store's config hash, the mode, the splits and mer-jax's version. A rerun with
+included), the inputs (``FeatureStore.inputs_key``: what made the mode's spectrograms and each
+song's audio), the mode, the splits and mer-jax's version. A rerun with
 another fingerprint in the same workdir says what changed, removes that mode's old predictions and
 exports, and trains afresh in its own checkpoint folder.
 """
@@ -122,7 +123,7 @@ class MetricsLog:
 def run_identity(config: TrainConfig, store: FeatureStore, mode: str, splits: list[dict]) -> dict:
     """Everything that makes a run's results (hashed into its fingerprint), as plain JSON."""
     return json.loads(json.dumps({
-        "config": config.to_dict(), "store_config_hash": store.attrs.get("config_hash"),
+        "config": config.to_dict(), "inputs": store.inputs_key(f"{mode}/spectrogram", splits),
         "mode": mode, "splits": splits, "mer_jax": __version__}))
 
 
