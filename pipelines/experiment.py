@@ -5,7 +5,7 @@ evaluation -> report. Prints the report's path on its last line.
         [--dataset auto|pmemo|emomusic|deam|csv|4q] [--weights-dir W] \
         [--separator spleeter4|umxhq|umxl|oracle|stems:DIR] \
         [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--[no-]forests-alongside]
-        [--distributed]
+        [--distributed | --reuse-from OTHER_WORKDIR]
 
 WORK/splits.json          the Monte-Carlo splits (stratified by quadrant for 4Q), shared by the CRNN and the RF
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
@@ -21,6 +21,9 @@ Full reproduction on PMEmo: ``--data-dir /path/to/PMEmo2019 --config configs/pap
 ``--distributed`` (``srun`` on several nodes, see mer_jax.distributed and
 pipelines/batch/paper_multinode.sbatch): all processes train the CRNNs together, their models
 sharded over every device; process 0 preprocesses first, fits the forests and reports.
+``--reuse-from OTHER``: each stage that OTHER finished with the same key (the same inputs as made
+and the same settings) is copied instead of recomputed: comparing separators on one dataset, the
+mixed CRNN and forests are done once.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -288,8 +292,13 @@ def evaluate_models(work: Path, splits: list[dict], store: FeatureStore,
     return evaluations, clamped
 
 
-def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
-    """The settings and whether to join a multi-host job (``--distributed``)."""
+class Launch(NamedTuple):
+    distributed: bool               # join a multi-host job
+    reuse_from: Path | None         # copy the stages another workdir did with the same keys
+
+
+def parse_args(argv=None) -> tuple[ExperimentSettings, Launch]:
+    """The settings, and how to run them (``--distributed``, ``--reuse-from``)."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True,
@@ -314,13 +323,21 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, bool]:
                         "same cores)")
     parser.add_argument("--distributed", action="store_true",
                         help="one of the processes of a multi-host job (see mer_jax.distributed)")
+    parser.add_argument("--reuse-from", type=Path, default=None, metavar="WORKDIR",
+                        help="another experiment's workdir: each stage it finished from the same "
+                             "inputs and settings is copied, not recomputed (with another "
+                             "separator: the mixed CRNN and forests; with --set spectrogram=mel: "
+                             "the forests)")
     args = parser.parse_args(argv)
+    if args.reuse_from is not None and args.distributed:
+        parser.error("--reuse-from is for a single-process run, not with --distributed")
     use_weights_dir(args.weights_dir)
     config = apply_overrides(load_config(args.config), args.overrides)
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,
                               args.clip_seconds, args.iterations, args.workers, args.median,
                               args.min_std, forest.ForestConfig(max_features=args.rf_max_features),
-                              args.dataset, args.forests_alongside), args.distributed
+                              args.dataset, args.forests_alongside), Launch(
+                                  args.distributed, args.reuse_from)
 
 
 def _max_features(text: str) -> float | str:
@@ -328,10 +345,10 @@ def _max_features(text: str) -> float | str:
 
 
 def main(argv=None) -> int:
-    settings, multi_host = parse_args(argv)
-    if multi_host:
+    settings, launch = parse_args(argv)
+    if launch.distributed:
         distributed.initialize()
-    result = run_experiment(settings)
+    result = run_experiment(settings, reuse_from=launch.reuse_from)
     if result is not None:
         print(result.report.resolve())
     return 0

@@ -161,13 +161,13 @@ def test_a_failure_of_the_forests_alongside_reaches_the_caller(tmp_path):
 @pytest.mark.slow
 def test_stages_are_copied_from_a_workdir_that_did_them_from_the_same_inputs(
         experiment_run, tmp_path, monkeypatch):
-    """``reuse_from``: with the same settings every stage is copied; with mel bands instead of
+    """``--reuse-from``: with the same settings every stage is copied; with mel bands instead of
     |STFT| the forests (openSMILE features, unchanged) are copied, the CRNNs are not."""
     work, args = experiment_run
     if not (work / "stages.json").is_file():
         experiment.main(args)
-    settings, distributed = experiment.parse_args(args)
-    assert not distributed
+    settings, launch = experiment.parse_args(args)
+    assert launch == (False, None)
     trained = []
 
     class Stop(Exception):
@@ -178,9 +178,11 @@ def test_stages_are_copied_from_a_workdir_that_did_them_from_the_same_inputs(
         raise Stop
 
     monkeypatch.setattr(experiment, "train_and_evaluate", record_and_stop)
-    same = experiment.ExperimentSettings(**{**settings.__dict__, "workdir": tmp_path / "same"})
-    assert experiment.run_experiment(same, progress=False, reuse_from=work).report.is_file()
-    assert trained == []
+    same = [str(tmp_path / "same") if a == str(work) else a for a in args]
+    with pytest.raises(SystemExit):     # a multi-host run copies nothing
+        experiment.parse_args([*same, "--reuse-from", str(work), "--distributed"])
+    assert experiment.main([*same, "--reuse-from", str(work)]) == 0
+    assert trained == [] and (tmp_path / "same" / "report" / "report.md").is_file()
     for table in ("crnn/predictions/sep_iteration_1.csv", "rf/predictions/mixed_iteration_2.csv"):
         assert (tmp_path / "same" / table).read_bytes() == (work / table).read_bytes()
     mel = experiment.ExperimentSettings(**{
