@@ -118,6 +118,8 @@ def _reuse(stage: str, key: str, source: Path | None, work: Path, patterns: list
             else:
                 shutil.copy2(path, target)
     stages.mark(stage, key)
+    print(f"{stage}: copied from {source} (done there with the same inputs and settings)",
+          file=sys.stderr, flush=True)
     return True
 
 
@@ -331,6 +333,9 @@ def parse_args(argv=None) -> tuple[ExperimentSettings, Launch]:
     args = parser.parse_args(argv)
     if args.reuse_from is not None and args.distributed:
         parser.error("--reuse-from is for a single-process run, not with --distributed")
+    if args.reuse_from is not None and not (args.reuse_from / "stages.json").is_file():
+        parser.error(f"--reuse-from {args.reuse_from}: not an experiment's workdir (it has no "
+                     "stages.json)")
     use_weights_dir(args.weights_dir)
     config = apply_overrides(load_config(args.config), args.overrides)
     return ExperimentSettings(config, args.data_dir, args.workdir, args.separator, args.cache_dir,

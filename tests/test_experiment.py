@@ -160,7 +160,7 @@ def test_a_failure_of_the_forests_alongside_reaches_the_caller(tmp_path):
 
 @pytest.mark.slow
 def test_stages_are_copied_from_a_workdir_that_did_them_from_the_same_inputs(
-        experiment_run, tmp_path, monkeypatch):
+        experiment_run, tmp_path, monkeypatch, capsys):
     """``--reuse-from``: with the same settings every stage is copied; with mel bands instead of
     |STFT| the forests (openSMILE features, unchanged) are copied, the CRNNs are not."""
     work, args = experiment_run
@@ -181,8 +181,12 @@ def test_stages_are_copied_from_a_workdir_that_did_them_from_the_same_inputs(
     same = [str(tmp_path / "same") if a == str(work) else a for a in args]
     with pytest.raises(SystemExit):     # a multi-host run copies nothing
         experiment.parse_args([*same, "--reuse-from", str(work), "--distributed"])
+    with pytest.raises(SystemExit):     # a mistyped workdir would recompute everything
+        experiment.parse_args([*same, "--reuse-from", str(work / "crnn")])
+    assert "not an experiment's workdir" in capsys.readouterr().err
     assert experiment.main([*same, "--reuse-from", str(work)]) == 0
     assert trained == [] and (tmp_path / "same" / "report" / "report.md").is_file()
+    assert capsys.readouterr().err.count(f"copied from {work}") == 4
     for table in ("crnn/predictions/sep_iteration_1.csv", "rf/predictions/mixed_iteration_2.csv"):
         assert (tmp_path / "same" / table).read_bytes() == (work / table).read_bytes()
     mel = experiment.ExperimentSettings(**{
