@@ -41,10 +41,10 @@ STEMS = STEM_ORDER   # the one home: mer_jax.data.songs
 LOCK_FILE = ".preprocess.lock"
 # Array -> the attributes holding the hash of what made it, besides each song's audio (see
 # mer_jax.preprocess.HASHES), narrowest first: stores made before a narrower hash existed carry
-# only the wider ones after it.
-MADE_BY = {"mixed/spectrogram": ("mixed_hash",), "sep/spectrogram": ("config_hash",),
+# only the wider ones after it (config_hash, the widest, every store has).
+MADE_BY = {"mixed/spectrogram": ("mixed_hash", "config_hash"), "sep/spectrogram": ("config_hash",),
            "sep/stems": ("stems_hash", "config_hash"),
-           "mixed/opensmile": ("mixed_opensmile_hash", "mixed_hash"),
+           "mixed/opensmile": ("mixed_opensmile_hash", "mixed_hash", "config_hash"),
            "sep/opensmile": ("stems_hash", "config_hash")}
 
 
