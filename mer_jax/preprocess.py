@@ -222,8 +222,8 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
         dataset = read_dataset(data_dir)
     if not len(dataset):
         raise DatasetError(f"{data_dir}: no usable songs\n{dataset.report()}")
-    files = separator_fingerprint(config.separator, dataset)    # stems:DIR: reads every file
-    hashes = store_hashes(config, dataset, files)
+    stem_files = separator_fingerprint(config.separator, dataset)   # stems:DIR: reads every file
+    hashes = store_hashes(config, dataset, stem_files)
     path, _ = store_path(cache_dir, data_dir, config, dataset, hashes["config_hash"])
     if not path.exists():
         shapes = store_lib.StoreShapes(

@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,11 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import zarr
 
 from conftest import TINY_OVERRIDES
-from mer_jax import evaluate
+from mer_jax import evaluate, files
 from mer_jax.predictions import read_iterations
-from mer_jax.training import data, steps
+from mer_jax.store import FeatureStore
+from mer_jax.training import data, loop, steps
 from mer_jax.training.config import TrainConfig, apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
 
@@ -251,11 +254,6 @@ def test_splits_are_saved_and_reused(tmp_path):
 def test_a_songs_new_audio_makes_a_new_run(tiny_store, tiny_config, tmp_path):
     """The run's identity (its fingerprint: checkpoints, predictions) holds the songs' audio: a
     song redone from new audio is never trained on from an old run's checkpoint."""
-    import shutil
-    import zarr
-    from mer_jax import files
-    from mer_jax.store import FeatureStore
-    from mer_jax.training import loop
     store = FeatureStore(tiny_store)
     splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
     copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")
