@@ -1,8 +1,8 @@
 """Benchmark: mer-jax on one accelerator, sized for a 15-minute lease (not a test).
 
     python benchmarks/accelerator.py --audio DIR [--out DIR] [--budget 420] [--config paper]
-        [--crnn CONFIG:K:C:DTYPE[:eval][:loop] ...] [--crnn-more ...] [--songs 80] [--workers N]
-        [--weights-fp16 FILE] [--skip SECTION ...]
+        [--crnn CONFIG:K:C:DTYPE[:eval][:loop][:LSTM] ...] [--crnn-more ...] [--songs 80]
+        [--workers N] [--weights-fp16 FILE] [--train-lstm LSTM] [--skip SECTION ...]
 
 The H200 runs of BENCHMARKS.md: run 1 with the defaults; run 2 with
 ``XLA_FLAGS=--xla_gpu_enable_triton_gemm=false`` and ``--skip peaks auto_chunk --crnn
@@ -12,10 +12,14 @@ Sections, in this order; one that would start after ``--budget`` seconds is skip
 as such), a failing one is recorded and the next runs; the JSON is rewritten after each one:
   peaks        n^3 matrix products, n = --peak-size (8192), in bf16 and in f32 at default and
                at highest precision, ten chained in one program: the chip's measured rates.
-  crnn         ``--crnn`` entries (default: the paper CRNN, 5,966,116 parameters, at K = 1; at
-               K = 10 vmapped with the convolutions looped (``:loop``, MER_JAX_VMAP_CONV=loop);
-               "sep" (4 channels) and the evaluation forward at K = 1; K = 10 with XLA's grouped
-               convolutions), batch 8,
+  lstm         the paper's three LSTMs alone (benchmarks/lstm_scan.py: 512 steps, batch 8,
+               forward + backward) run by flax's nn.RNN and by each ``MER_JAX_LSTM``: scan,
+               wavefront, cudnn (mer_jax.lstm).
+  crnn         ``--crnn`` entries (default, CRNN_FIRST: the paper CRNN, 5,966,116 parameters, at
+               K = 1 with each way of running the LSTMs (``:scan``, the default, ``:cudnn``,
+               ``:wavefront``, MER_JAX_LSTM); at K = 10 vmapped with the convolutions looped
+               (``:loop``, MER_JAX_VMAP_CONV=loop); "sep" (4 channels) and the evaluation forward
+               at K = 1 with each LSTM; K = 10 looped with the wavefront LSTMs), batch 8,
                one Adam step of K models vmapped in one program (``MultiModel``, chunk = K):
                compile seconds, seconds per step and per model-step, speed-up per model over
                K = 1, FLOP/s (the analytic count of benchmarks/crnn_step.py for the paper's
@@ -32,14 +36,18 @@ as such), a failing one is recorded and the next runs; the JSON is rewritten aft
   forests      the paper's Random Forest (100 trees, all features) on a training split of 635
                songs: one "mixed" (6,373 features) and one "sep" (25,492) fit, random features.
   train        ``python -m mer_jax.train`` (small config, 2 iterations x 3 seeds, 1 epoch) on the
-               store the preprocess section wrote: the real command runs on this device.
-  crnn_more    ``--crnn-more`` entries (default: bfloat16 at K = 1; looped: sep at K = 10, K = 4
-               and K = 20, last, as compiling 20 vmapped CRNNs once crashed XLA's autotuner).
+               store the preprocess section wrote, with ``MER_JAX_LSTM=--train-lstm`` (default:
+               cudnn on a GPU, else scan): the real command runs on this device.
+  crnn_more    ``--crnn-more`` entries (default: K = 10 with XLA's grouped convolutions; bfloat16
+               at K = 1; looped: sep at K = 10, K = 4 and K = 20, last, as compiling 20 vmapped
+               CRNNs once crashed XLA's autotuner).
   auto_chunk   the ``models_in_parallel`` that "auto" picks for ``--auto-chunk-k`` models.
 Then a projection of the full paper experiment on PMEmo (794 songs; 10 iterations; per input 10
 CRNNs x 77 steps x 4 epochs with a validation pass every 7 steps; one forest per iteration and
 input, fitted alongside the CRNNs as pipelines.experiment does on an accelerator, and one after
-the other) from the measured figures. Writes OUT/accelerator.json; prints a short table last.
+the other) from the measured figures, for each way of running the LSTMs measured on both inputs
+and the evaluation forward (the fastest one as the headline). Writes OUT/accelerator.json;
+prints a short table last.
 ``--weights-fp16``: the Spleeter weights as a float16 .npz (what fits a transfer limit), widened
 to float32 into the cache first (their rounding does not change the timings).
 """
@@ -67,18 +75,25 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+import lstm_scan  # noqa: E402
 from crnn_step import CONV, KERNELS, LSTM, forward_flops  # noqa: E402
+from mer_jax import lstm  # noqa: E402
 from mer_jax.kernels import conv  # noqa: E402
 from mer_jax.training import steps  # noqa: E402
 from mer_jax.training.config import apply_overrides, load_config  # noqa: E402
 
 PAPER_SONGS, PAPER_TEST, STEPS_PER_EPOCH, EPOCHS, EVAL_EVERY = 794, 159, 77, 4, 7
-# vmapped K > 1 with the convolutions looped first (XLA's grouped ones measured 0.77x per model
-# on the H200); K = 20 last: compiling 20 vmapped CRNNs once crashed XLA's GPU autotuner
-CRNN_FIRST = ["paper:1:1:float32", "paper:10:1:float32:loop", "paper:1:4:float32",
-              "paper:1:1:float32:eval", "paper:10:1:float32"]
-CRNN_MORE = ["paper:1:1:bfloat16", "paper:10:4:float32:loop", "paper:4:1:float32:loop",
-             "paper:20:1:float32:loop"]
+# K = 1 with each way of running the LSTMs (on the H200 the step took 0.07-0.08 s for ~2 ms of
+# products at peak: the LSTMs' 3 x 512 dependent steps are the suspect); vmapped K > 1 with the
+# convolutions looped (XLA's grouped ones measured 0.77x per model on the H200); K = 20 last:
+# compiling 20 vmapped CRNNs once crashed XLA's GPU autotuner
+CRNN_FIRST = ["paper:1:1:float32", "paper:1:1:float32:cudnn", "paper:1:1:float32:wavefront",
+              "paper:10:1:float32:loop", "paper:1:4:float32", "paper:1:4:float32:cudnn",
+              "paper:1:4:float32:wavefront", "paper:1:1:float32:eval",
+              "paper:1:1:float32:eval:cudnn", "paper:1:1:float32:eval:wavefront",
+              "paper:10:1:float32:loop:wavefront"]
+CRNN_MORE = ["paper:10:1:float32", "paper:1:1:bfloat16", "paper:10:4:float32:loop",
+             "paper:4:1:float32:loop", "paper:20:1:float32:loop"]
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -175,36 +190,41 @@ def crnn_step(config, k: int, channels: int, repeats: int, evaluate: bool = Fals
 
 
 def crnn_plan(entries: list[str]) -> list[tuple]:
-    """"CONFIG:K:C:DTYPE[:eval][:loop]" entries (e.g. "paper:10:4:float32:loop") -> (config, K,
-    channels, evaluate, vmap_conv) tuples; "loop": the vmapped convolutions as a loop of K
-    (``MER_JAX_VMAP_CONV=loop``), else XLA's grouped ones."""
-    plan = []
+    """"CONFIG:K:C:DTYPE[:eval][:loop][:LSTM]" entries (e.g. "paper:10:4:float32:loop") ->
+    (config, K, channels, evaluate, vmap_conv, lstm) tuples; "loop": the vmapped convolutions as
+    a loop of K (``MER_JAX_VMAP_CONV=loop``), else XLA's grouped ones; LSTM: how the LSTMs run
+    (``MER_JAX_LSTM``: scan, the default, wavefront or cudnn)."""
+    plan, known = [], {"eval", "loop", *lstm.IMPLEMENTATIONS}
     for entry in entries:
         name, k, channels, dtype, *flags = entry.split(":")
-        if set(flags) - {"eval", "loop"}:
-            raise ValueError(f"{entry}: unknown flags {sorted(set(flags) - {'eval', 'loop'})}")
+        if set(flags) - known:
+            raise ValueError(f"{entry}: unknown flags {sorted(set(flags) - known)}")
         config = apply_overrides(load_config(name), [f"model.compute_dtype={dtype}"])
+        lstms = [f for f in flags if f in lstm.IMPLEMENTATIONS] or ["scan"]
         plan.append((config, int(k), int(channels), "eval" in flags,
-                     "loop" if "loop" in flags else "grouped"))
+                     "loop" if "loop" in flags else "grouped", lstms[-1]))
     return plan
 
 
 def crnn(plan: list, repeats: int, log) -> None:
-    """Measure each (config, K, channels, evaluate, vmap_conv) of ``plan`` within the budget."""
+    """Measure each (config, K, channels, evaluate, vmap_conv, lstm) of ``plan`` within the
+    budget."""
     from mer_jax.kernels.conv import VMAP_VARIABLE
-    for cfg, k, channels, evaluate, vmap_conv in plan:
+    for cfg, k, channels, evaluate, vmap_conv, lstms in plan:
         name = (f"crnn K={k} C={channels} {cfg.model.compute_dtype}{' eval' if evaluate else ''}"
-                f" {vmap_conv}")
+                f" {vmap_conv} {lstms}")
         if log.over_budget(name):
             break
-        os.environ[VMAP_VARIABLE] = vmap_conv      # read when the step is traced
+        os.environ[VMAP_VARIABLE] = vmap_conv      # both read when the step is traced
+        os.environ[lstm.VARIABLE] = lstms
         try:
             log.note("crnn", {**crnn_step(cfg, k, channels, repeats, evaluate),
-                              "vmap_conv": vmap_conv})
+                              "vmap_conv": vmap_conv, "lstm": lstms})
         except Exception as err:  # noqa: BLE001 - e.g. out of memory: a result, not the end
             log.error(name, err)
         finally:
             os.environ.pop(VMAP_VARIABLE, None)
+            os.environ.pop(lstm.VARIABLE, None)
 
 
 def auto_chunk(config, k: int) -> dict:
@@ -296,46 +316,61 @@ def forests(train_songs: int = PAPER_SONGS - PAPER_TEST) -> dict:
     return out
 
 
-def train_command(store: str, work: Path) -> dict:
-    """The real training command on this device (small config, short)."""
+def train_command(store: str, work: Path, lstms: str) -> dict:
+    """The real training command on this device (small config, short), its LSTMs run as
+    ``lstms`` says (``MER_JAX_LSTM``)."""
     command = [sys.executable, "-m", "mer_jax.train", "--mode", "mixed", "--config", "small",
                "--store", store, "--workdir", str(work / "train"), "--iterations", "2",
                "--set", "epochs=1"]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=150)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=150,
+                          env={**os.environ, lstm.VARIABLE: lstms})
     run = {}
     if (work / "train" / "run_mixed.json").is_file():
         run = json.loads((work / "train" / "run_mixed.json").read_text())
     return {"returncode": done.returncode, "seconds": time.perf_counter() - start,
             "last_line": (done.stdout.strip().splitlines() or [""])[-1],
             "stderr_tail": done.stderr[-600:] if done.returncode else "",
-            **{k: run.get(k) for k in ("backend", "convolutions", "models_in_parallel",
+            **{k: run.get(k) for k in ("backend", "convolutions", "lstm", "models_in_parallel",
                                        "models_computed", "devices", "step_seconds",
                                        "train_step_compilations")}}
 
 
-def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict:
-    """The full paper experiment on PMEmo from the measured figures (seconds): per input, 10
-    models at the fastest measured per-model rate of any K (float32, paper topology)."""
+def crnn_projection(rows: list[dict], lstms: str) -> dict | None:
+    """The 20 paper CRNNs' seconds with the LSTMs run as ``lstms``: per input, 10 models at the
+    fastest measured per-model rate of any K (float32, paper topology); None unless both inputs'
+    train steps were measured that way."""
     def best(channels, kind):
         hits = [r for r in rows if r["channels"] == channels and r["kind"] == kind
-                and r["dtype"] == "float32" and r.get("paper")]
+                and r["dtype"] == "float32" and r.get("paper") and r.get("lstm", "scan") == lstms]
         return min(hits, key=lambda r: r["model_step_s"]) if hits else None
-    out = {}
     mixed, sep, forward = best(1, "train step"), best(4, "train step"), best(1, "eval forward")
-    if mixed and sep:
-        steps_total = STEPS_PER_EPOCH * EPOCHS
-        evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
-        batches = -(-PAPER_TEST // 8)
-        eval_s = evals * batches * 10 * (forward["model_step_s"] if forward else 0.0)
-        out["crnn_s"] = (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
-                         + 2 * eval_s + mixed["compile_s"] + sep["compile_s"])
-        out["crnn_detail"] = (f"2 inputs x 10 models x {steps_total} steps at "
-                              f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "
-                              f"{sep['model_step_s']:.4f} s (sep, K={sep['k']}) per model-step; "
-                              f"{evals} validation passes of {batches} batches"
-                              + (f" at {forward['model_step_s']:.4f} s (K={forward['k']})"
-                                 if forward else " (not measured)"))
+    if not (mixed and sep):
+        return None
+    steps_total = STEPS_PER_EPOCH * EPOCHS
+    evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
+    batches = -(-PAPER_TEST // 8)
+    eval_s = evals * batches * 10 * (forward["model_step_s"] if forward else 0.0)
+    return {"crnn_s": (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
+                       + 2 * eval_s + mixed["compile_s"] + sep["compile_s"]),
+            "crnn_detail": (f"LSTMs {lstms}: 2 inputs x 10 models x {steps_total} steps at "
+                            f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "
+                            f"{sep['model_step_s']:.4f} s (sep, K={sep['k']}) per model-step; "
+                            f"{evals} validation passes of {batches} batches"
+                            + (f" at {forward['model_step_s']:.4f} s (K={forward['k']})"
+                               if forward else " (not measured)"))}
+
+
+def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict:
+    """The full paper experiment on PMEmo from the measured figures (seconds), its CRNN part
+    with the fastest measured way of running the LSTMs (each one's beside it)."""
+    out = {}
+    by_lstm = {name: crnn_projection(rows, name) for name in lstm.IMPLEMENTATIONS}
+    by_lstm = {name: value for name, value in by_lstm.items() if value}
+    if by_lstm:
+        fastest = min(by_lstm, key=lambda name: by_lstm[name]["crnn_s"])
+        out.update(by_lstm[fastest], crnn_lstm=fastest,
+                   crnn_s_by_lstm={name: v["crnn_s"] for name, v in by_lstm.items()})
     if forest:
         out["forests_20_s"] = 10 * (forest["mixed_fit_s"] + forest["sep_fit_s"])
         out["forests_40_s"] = 2 * out["forests_20_s"]
@@ -397,20 +432,24 @@ def table(result: dict) -> str:
              + ", ".join(f"{k} {v / 1e12:.0f}" for k, v in peak.items()),
              "| config | K | C | dtype | kind | compile s | first call s | s/step | s/model-step | "
              "x vs K=1 | TFLOP/s | % of peak | compiled GB |", "|" + "---|" * 13]
-    base = {(r["paper"], r["channels"], r["dtype"], r["kind"]): r["model_step_s"]
+    base = {(r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm")): r["model_step_s"]
             for r in result.get("crnn", []) if r["k"] == 1}
     for r in sorted(result.get("crnn", []), key=lambda r: (not r["paper"], r["kind"], r["dtype"],
                                                             r["channels"], r["k"])):
-        one = base.get((r["paper"], r["channels"], r["dtype"], r["kind"]))
+        one = base.get((r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm")))
         rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or float("nan")
         ref = peak.get("bf16" if r["dtype"] == "bfloat16" else "f32")
-        looped = " (convs looped)" if r["k"] > 1 and r.get("vmap_conv") == "loop" else ""
+        looped = (" (convs looped)" if r["k"] > 1 and r.get("vmap_conv") == "loop" else "") + (
+            f" lstm {r['lstm']}" if r.get("lstm", "scan") != "scan" else "")
         lines.append(f"| {'paper' if r['paper'] else 'other'} | {r['k']} | {r['channels']} | "
                      f"{r['dtype']} | {r['kind']}{looped} | {r['compile_s']:.1f} | "
                      f"{r['first_call_s']:.1f} | {r['step_s']:.4f} | {r['model_step_s']:.4f} | "
                      f"{one / r['model_step_s'] if one else float('nan'):.2f} | "
                      f"{rate / 1e12:.1f} | {100 * rate / ref if ref else float('nan'):.0f}% | "
                      f"{(r['compiled_bytes'] or 0) / 1e9:.1f} |")
+    if "lstm" in result:
+        lines.append("paper LSTMs alone, forward + backward s: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in result["lstm"]["seconds"].items()))
     for key in ("auto_chunk", "separation", "preprocess", "forests", "train", "projection"):
         if key in result:
             lines.append(f"{key}: " + ", ".join(
@@ -455,9 +494,11 @@ def main(argv=None) -> int:
                         help="no section starts after this many seconds")
     parser.add_argument("--config", default="paper")
     parser.add_argument("--crnn", nargs="*", default=CRNN_FIRST,
-                        metavar="CONFIG:K:C:DTYPE[:eval][:loop]")
+                        metavar="CONFIG:K:C:DTYPE[:eval][:loop][:LSTM]")
     parser.add_argument("--crnn-more", nargs="*", default=CRNN_MORE,
-                        metavar="CONFIG:K:C:DTYPE[:eval][:loop]")
+                        metavar="CONFIG:K:C:DTYPE[:eval][:loop][:LSTM]")
+    parser.add_argument("--train-lstm", choices=lstm.IMPLEMENTATIONS, default=None,
+                        help="MER_JAX_LSTM of the train section (cudnn on a GPU, else scan)")
     parser.add_argument("--auto-chunk-k", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--songs", type=int, default=80)
@@ -471,7 +512,8 @@ def main(argv=None) -> int:
     device = jax.local_devices()[0]
     log.note("device", {"kind": device.device_kind, "backend": jax.default_backend(),
                         "devices": jax.device_count(), "jax": jax.__version__,
-                        "convolutions": conv.status(), "cpus": os.cpu_count(),
+                        "convolutions": conv.status(), "lstm": lstm.status(),
+                        "cpus": os.cpu_count(),
                         "machine": platform.machine(), "config": args.config,
                         "xla_flags": os.environ.get("XLA_FLAGS", "")})
     config = load_config(args.config)
@@ -484,14 +526,16 @@ def main(argv=None) -> int:
     else:
         cache_dir = REPO / "cache"
     plans = crnn_plan(args.crnn), crnn_plan(args.crnn_more)
+    train_lstm = args.train_lstm or ("cudnn" if jax.default_backend() == "gpu" else "scan")
     run = {
         "peaks": lambda: peaks(args.peak_size),
+        "lstm": lambda: lstm_scan.measure(repeats=args.repeats),
         "crnn": lambda: crnn(plans[0], args.repeats, log),
         "separation": lambda: separation(audio, cache_dir, args.clip_seconds, 3),
         "preprocess": lambda: preprocess_rate(audio, work, cache_dir, args.songs, args.workers,
                                               args.clip_seconds),
         "forests": forests,
-        "train": lambda: train_command(log.result["preprocess"]["store"], work),
+        "train": lambda: train_command(log.result["preprocess"]["store"], work, train_lstm),
         "crnn_more": lambda: crnn(plans[1], args.repeats, log),
         "auto_chunk": lambda: auto_chunk(config, args.auto_chunk_k),
     }

@@ -7,11 +7,11 @@ The frequency axis reaches 1 and is squeezed, leaving ``(61 time, 512 channels)`
 With ``lstm_over="channels"`` (the paper, default) that matrix is transposed so the LSTMs run
 over the 512 channel positions with 61 features each - what the authors' Permute layer does, and
 what gives their count of 5,966,116 parameters (C = 1); ``"time"`` runs them over the 61 time
-steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh
-(``summary="pool"``, beyond the paper, replaces them by each channel's mean and maximum over
-time: any input length then works, :meth:`ModelConfig.time_left`); Dense 512, 256, 64 with
-ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in the paper, or
-a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
+steps (6,427,940). LSTMs 256 (sequence) -> 128 (sequence) -> 64 (last state), tanh, run as
+``mer_jax.lstm`` says (``summary="pool"``, beyond the paper, replaces them by each channel's mean
+and maximum over time: any input length then works, :meth:`ModelConfig.time_left`); Dense 512,
+256, 64 with ReLU; Dense 4: valence mean, arousal mean, valence std, arousal std (linear, as in
+the paper, or a softplus on the two stds, shifted so that an output of 0 means a std of 0.15).
 Each convolution and its ReLU is one ``ConvReLU`` (``nn.Conv``'s parameters, names and
 initializers); on CPU it and its gradients run in oneDNN with the bias and ReLU fused
 (``mer_jax.kernels``), the same function to float tolerance; elsewhere, and with
@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mer_jax import lstm
 from mer_jax.dropout import Dropout
 from mer_jax.kernels.conv import conv_bias_relu
 
@@ -267,49 +268,16 @@ class CRNN(nn.Module):
         return out
 
 
-class LSTM(nn.Module):
-    """An LSTM over a sequence, ``(batch, T, in)`` -> (final ``(c, h)``, outputs ``(batch, T,
-    units)``): flax's ``OptimizedLSTMCell`` under ``nn.RNN`` (same parameters: names, shapes,
-    initializers and so initial values; the same function to float tolerance), with the input
-    projection of all T steps done before the scan as one ``(batch T, in) x (in, 4 units)``
-    product, so that each step is one ``h x (units, 4 units)`` product and its gates (1.35x
-    faster for the paper's LSTMs on CPU, benchmarks/lstm_scan.py; fewer kernels per step on
-    a GPU)."""
-    units: int
-    dtype: jnp.dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray):
-        zeros = jnp.zeros((x.shape[0], self.units), self.dtype)
-        dense = functools.partial(nn.recurrent.DenseParams, self.units,
-                                  param_dtype=jnp.float32, bias_init=nn.initializers.zeros_init())
-        inputs = [dense(use_bias=False, kernel_init=nn.initializers.lecun_normal(),
-                        name=f"i{gate}")(x)[0] for gate in "ifgo"]
-        hidden = [dense(use_bias=True, kernel_init=nn.initializers.orthogonal(),
-                        name=f"h{gate}")(zeros) for gate in "ifgo"]
-        kernel_in = jnp.concatenate(inputs, axis=-1).astype(self.dtype)
-        kernel_h = jnp.concatenate([k for k, _ in hidden], axis=-1).astype(self.dtype)
-        bias = jnp.concatenate([b for _, b in hidden], axis=-1).astype(self.dtype)
-        projected = jnp.dot(x.astype(self.dtype), kernel_in) + bias     # (batch, T, 4 units)
-
-        def step(carry, z):
-            c, h = carry
-            i, f, g, o = jnp.split(z + jnp.dot(h, kernel_h), 4, axis=-1)
-            c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
-            h = nn.sigmoid(o) * jnp.tanh(c)
-            return (c, h), h
-
-        carry, outputs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(projected, 0, 1))
-        return carry, jnp.swapaxes(outputs, 0, 1)
-
-
 def _lstms(x: jnp.ndarray, cfg: ModelConfig) -> jnp.ndarray:
-    """``(batch, time, channels)`` -> the last LSTM's final hidden state ``(batch, units)``."""
+    """``(batch, time, channels)`` -> the last LSTM's final hidden state ``(batch, units)``
+    (``mer_jax.lstm``: the parameters of flax's ``OptimizedLSTMCell``, run as ``MER_JAX_LSTM``
+    says), in ``x``'s dtype."""
     if cfg.lstm_over == "channels":
         x = jnp.transpose(x, (0, 2, 1))                      # (batch, channels, time)
-    for k, units in enumerate(cfg.lstm_units):
-        carry, x = LSTM(units, x.dtype, name=f"lstm_{k}")(x)   # carry (c, h) in the compute dtype
-    return carry[1]
+    widths = (x.shape[-1], *cfg.lstm_units[:-1])
+    weights = [lstm.LSTMWeights(units, name=f"lstm_{k}")(width)
+               for k, (units, width) in enumerate(zip(cfg.lstm_units, widths))]
+    return lstm.stack(x, weights)
 
 
 def count_params(params) -> int:

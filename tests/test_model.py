@@ -180,7 +180,6 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs(summary):
     whose outputs stay within bf16 rounding of the float32 model's; a train step is finite and
     moves the float32 parameters."""
     import dataclasses
-    import functools
 
     from mer_jax.training.steps import create_state, train_step
     f32 = dataclasses.replace(tiny_model(), summary=summary)
@@ -230,35 +229,3 @@ def test_he_init_keeps_the_signal_through_the_relus_and_starts_at_the_prior():
     assert np.ptp(lecun_out[:, 0]) > 0         # LeCun's output layer is random
     with pytest.raises(ValueError, match="kernel_init must be one of"):
         ModelConfig(kernel_init="xavier")
-
-
-def test_lstm_is_flaxs_optimized_cell_with_the_input_projection_hoisted():
-    """model.LSTM against nn.RNN(nn.OptimizedLSTMCell): the same initial parameters (so
-    checkpoints of either load into the other), outputs and gradients to float tolerance."""
-    import flax.linen as nn
-    from mer_jax.model import LSTM
-
-    class Reference(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            zeros = jnp.zeros((x.shape[0], 16))
-            return nn.RNN(nn.OptimizedLSTMCell(16, name="lstm"))(
-                x, initial_carry=(zeros, zeros), return_carry=True)
-
-    class Ours(nn.Module):
-        @nn.compact
-        def __call__(self, x):
-            return LSTM(16, name="lstm")(x)
-
-    x = jax.random.normal(jax.random.PRNGKey(1), (3, 40, 7))
-    ref, ours = Reference(), Ours()
-    params = ref.init(jax.random.PRNGKey(0), x)
-    jax.tree_util.tree_map(np.testing.assert_array_equal, params,
-                           ours.init(jax.random.PRNGKey(0), x))
-    (carry_a, out_a), (carry_b, out_b) = ref.apply(params, x), ours.apply(params, x)
-    np.testing.assert_allclose(out_b, out_a, atol=1e-6)
-    np.testing.assert_allclose(carry_b[0], carry_a[0], atol=1e-6)
-    np.testing.assert_allclose(carry_b[1], carry_a[1], atol=1e-6)
-    loss = lambda model: lambda p: jnp.sum(model.apply(p, x)[1] ** 2)
-    jax.tree_util.tree_map(functools.partial(np.testing.assert_allclose, atol=1e-5),
-                           jax.grad(loss(ours))(params), jax.grad(loss(ref))(params))

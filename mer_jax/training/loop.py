@@ -32,7 +32,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from mer_jax import __version__, baselines, distributed, files, plots
+from mer_jax import __version__, baselines, distributed, files, lstm, plots
 from mer_jax.kernels import conv
 from mer_jax.model import set_input_norm, set_output_prior
 from mer_jax.predictions import table_name, write_prediction_table
@@ -254,9 +254,9 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
               "iterations": len(run.models.splits), "seeds": run.models.seeds,
               "models": k_models, "git_commit": git_commit(), "jax": jax.__version__,
               "backend": jax.default_backend(), "convolutions": conv.status(),
-              "malloc": malloc_status(), "models_in_parallel": trainer.chunk,
-              "models_computed": trainer.padded_models, "devices": jax.device_count(),
-              "processes": jax.process_count(),
+              "lstm": lstm.status(), "malloc": malloc_status(),
+              "models_in_parallel": trainer.chunk, "models_computed": trainer.padded_models,
+              "devices": jax.device_count(), "processes": jax.process_count(),
               "steps": run.steps,
               "resumed_from_step": start}
     main = distributed.is_main()

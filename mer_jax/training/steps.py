@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mer_jax import distributed
+from mer_jax import distributed, lstm
 from mer_jax.kl import kl_from_tables
 from mer_jax.model import CRNN, ModelConfig, init_params, predict
 from mer_jax.training.config import LR_SCHEDULES
@@ -179,6 +179,9 @@ class MultiModel:
         devices = len(jax.devices())
         if chunk > 1 and devices > 1:
             chunk = -(-chunk // devices) * devices
+        if chunk > 1 and lstm.implementation() == "cudnn":
+            raise ValueError(f"{lstm.VARIABLE}=cudnn runs one model per compiled call, not "
+                             f"{chunk} vmapped (models_in_parallel=1, on one device)")
         self.models, self.chunk = models, chunk
         self.padded_models = -(-models // chunk) * chunk
         self.sharding = _model_sharding(chunk)
