@@ -12,9 +12,10 @@ Sections, in this order; one that would start after ``--budget`` seconds is skip
 as such), a failing one is recorded and the next runs; the JSON is rewritten after each one:
   peaks        n^3 matrix products, n = --peak-size (8192), in bf16 and in f32 at default and
                at highest precision, ten chained in one program: the chip's measured rates.
-  lstm         the paper's three LSTMs alone (benchmarks/lstm_scan.py: 512 steps, batch 8,
-               forward + backward) run by flax's nn.RNN and by each ``MER_JAX_LSTM``: scan,
-               wavefront, cudnn (mer_jax.lstm).
+  lstm         the paper's three LSTMs alone (benchmarks/lstm_scan.py in a child process: 512
+               steps, batch 8, forward + backward) run by flax's nn.RNN and by each
+               ``MER_JAX_LSTM``: scan, wavefront, cudnn (mer_jax.lstm); if cudnn fails there,
+               the crnn sections leave out their cudnn entries.
   crnn         ``--crnn`` entries (default, CRNN_FIRST: the paper CRNN, 5,966,116 parameters, at
                K = 1 with each way of running the LSTMs (``:scan``, the default, ``:cudnn``,
                ``:wavefront``, MER_JAX_LSTM); at K = 10 vmapped with the convolutions looped
@@ -33,11 +34,12 @@ as such), a failing one is recorded and the next runs; the JSON is rewritten aft
   preprocess   the whole preprocessing (spleeter4, 45 s clips) of ``--songs`` songs made of the
                ``--audio`` files (copies under new ids, quadrant layout): separator and spectrograms
                in this process, ``--workers`` CPU processes around it; songs per minute.
-  forests      the paper's Random Forest (100 trees, all features) on a training split of 635
-               songs: one "mixed" (6,373 features) and one "sep" (25,492) fit, random features.
   train        ``python -m mer_jax.train`` (small config, 2 iterations x 3 seeds, 1 epoch) on the
                store the preprocess section wrote, with ``MER_JAX_LSTM=--train-lstm`` (default:
                cudnn on a GPU, else scan): the real command runs on this device.
+  forests      the paper's Random Forest (100 trees, all features) on a training split of 635
+               songs: one "mixed" (6,373 features) and one "sep" (25,492) fit, random features
+               (measured on the H200 already, hence after train).
   crnn_more    ``--crnn-more`` entries (default: K = 10 with XLA's grouped convolutions; bfloat16
                at K = 1; looped: sep at K = 10, K = 4 and K = 20, last, as compiling 20 vmapped
                CRNNs once crashed XLA's autotuner).
@@ -75,14 +77,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-import lstm_scan  # noqa: E402
+from accelerator_report import PAPER_SONGS, PAPER_TEST, projection, table  # noqa: E402
 from crnn_step import CONV, KERNELS, LSTM, forward_flops  # noqa: E402
 from mer_jax import lstm  # noqa: E402
 from mer_jax.kernels import conv  # noqa: E402
 from mer_jax.training import steps  # noqa: E402
 from mer_jax.training.config import apply_overrides, load_config  # noqa: E402
 
-PAPER_SONGS, PAPER_TEST, STEPS_PER_EPOCH, EPOCHS, EVAL_EVERY = 794, 159, 77, 4, 7
 # K = 1 with each way of running the LSTMs (on the H200 the step took 0.07-0.08 s for ~2 ms of
 # products at peak: the LSTMs' 3 x 512 dependent steps are the suspect); vmapped K > 1 with the
 # convolutions looped (XLA's grouped ones measured 0.77x per model on the H200); K = 20 last:
@@ -227,6 +228,34 @@ def crnn(plan: list, repeats: int, log) -> None:
             os.environ.pop(lstm.VARIABLE, None)
 
 
+def lstm_section(repeats: int) -> dict:
+    """benchmarks/lstm_scan.py in a child process (cuDNN failing there cannot leave this
+    process's device unusable): its JSON, or its exit status and error's end."""
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "lstm_scan.py"),
+                           "--repeats", str(repeats)], capture_output=True, text=True,
+                          cwd=REPO, timeout=180,   # this process holds most of the device
+                          env={**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:
+        return {"returncode": done.returncode, "stderr_tail": done.stderr[-600:],
+                "seconds": {}, "errors": {"all": "lstm_scan.py failed"}}
+    return json.loads(lines[-1])
+
+
+def runnable(plan: list, log) -> list:
+    """``plan`` without its cudnn entries when the lstm section found cuDNN's LSTM failing (or
+    did not run it on this backend): one failure is enough evidence, and a CUDA error can leave
+    the process's device unusable for the entries after it."""
+    found = log.result.get("lstm")
+    if found is None or "cudnn" in found.get("seconds", {}):
+        return plan
+    kept = [entry for entry in plan if entry[5] != "cudnn"]
+    if len(kept) < len(plan):
+        why = found.get("errors", {}).get("cudnn", f"not run on {jax.default_backend()}")
+        log.result["skipped"].append(f"{len(plan) - len(kept)} cudnn crnn entries ({why})")
+    return kept
+
+
 def auto_chunk(config, k: int) -> dict:
     shape = (129, config.time_bins, 1)
     bytes_fn = functools.partial(steps.train_step_bytes, config.model, shape, config.batch_size,
@@ -336,56 +365,6 @@ def train_command(store: str, work: Path, lstms: str) -> dict:
                                        "train_step_compilations")}}
 
 
-def crnn_projection(rows: list[dict], lstms: str) -> dict | None:
-    """The 20 paper CRNNs' seconds with the LSTMs run as ``lstms``: per input, 10 models at the
-    fastest measured per-model rate of any K (float32, paper topology); None unless both inputs'
-    train steps were measured that way."""
-    def best(channels, kind):
-        hits = [r for r in rows if r["channels"] == channels and r["kind"] == kind
-                and r["dtype"] == "float32" and r.get("paper") and r.get("lstm", "scan") == lstms]
-        return min(hits, key=lambda r: r["model_step_s"]) if hits else None
-    mixed, sep, forward = best(1, "train step"), best(4, "train step"), best(1, "eval forward")
-    if not (mixed and sep):
-        return None
-    steps_total = STEPS_PER_EPOCH * EPOCHS
-    evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
-    batches = -(-PAPER_TEST // 8)
-    eval_s = evals * batches * 10 * (forward["model_step_s"] if forward else 0.0)
-    return {"crnn_s": (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
-                       + 2 * eval_s + mixed["compile_s"] + sep["compile_s"]),
-            "crnn_detail": (f"LSTMs {lstms}: 2 inputs x 10 models x {steps_total} steps at "
-                            f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "
-                            f"{sep['model_step_s']:.4f} s (sep, K={sep['k']}) per model-step; "
-                            f"{evals} validation passes of {batches} batches"
-                            + (f" at {forward['model_step_s']:.4f} s (K={forward['k']})"
-                               if forward else " (not measured)"))}
-
-
-def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict:
-    """The full paper experiment on PMEmo from the measured figures (seconds), its CRNN part
-    with the fastest measured way of running the LSTMs (each one's beside it)."""
-    out = {}
-    by_lstm = {name: crnn_projection(rows, name) for name in lstm.IMPLEMENTATIONS}
-    by_lstm = {name: value for name, value in by_lstm.items() if value}
-    if by_lstm:
-        fastest = min(by_lstm, key=lambda name: by_lstm[name]["crnn_s"])
-        out.update(by_lstm[fastest], crnn_lstm=fastest,
-                   crnn_s_by_lstm={name: v["crnn_s"] for name, v in by_lstm.items()})
-    if forest:
-        out["forests_20_s"] = 10 * (forest["mixed_fit_s"] + forest["sep_fit_s"])
-        out["forests_40_s"] = 2 * out["forests_20_s"]
-    if "crnn_s" in out and forest:
-        # the forests fit in a CPU process while the CRNNs train (pipelines.experiment's default
-        # on an accelerator): the longer of the two; one after the other: their sum
-        for n in (20, 40):
-            out[f"experiment_{n}_forests_s"] = max(out["crnn_s"], out[f"forests_{n}_s"])
-            out[f"experiment_{n}_forests_one_after_the_other_s"] = (out["crnn_s"]
-                                                                    + out[f"forests_{n}_s"])
-    if rate:
-        out["preprocessing_794_songs_s"] = 60 * PAPER_SONGS / rate["songs_per_min"]
-    return out
-
-
 class Log:
     """Budget, skipped sections and the JSON written after each section."""
 
@@ -423,43 +402,6 @@ class Log:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "accelerator.json").write_text(json.dumps(self.result, indent=1,
                                                               default=str))
-
-
-def table(result: dict) -> str:
-    device, peak = result["device"], result.get("peaks", {})
-    lines = [f"{device['kind']} ({device['backend']}, jax {device['jax']}), convolutions: "
-             f"{device['convolutions']}; peaks TFLOP/s: "
-             + ", ".join(f"{k} {v / 1e12:.0f}" for k, v in peak.items()),
-             "| config | K | C | dtype | kind | compile s | first call s | s/step | s/model-step | "
-             "x vs K=1 | TFLOP/s | % of peak | compiled GB |", "|" + "---|" * 13]
-    base = {(r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm")): r["model_step_s"]
-            for r in result.get("crnn", []) if r["k"] == 1}
-    for r in sorted(result.get("crnn", []), key=lambda r: (not r["paper"], r["kind"], r["dtype"],
-                                                            r["channels"], r["k"])):
-        one = base.get((r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm")))
-        rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or float("nan")
-        ref = peak.get("bf16" if r["dtype"] == "bfloat16" else "f32")
-        looped = (" (convs looped)" if r["k"] > 1 and r.get("vmap_conv") == "loop" else "") + (
-            f" lstm {r['lstm']}" if r.get("lstm", "scan") != "scan" else "")
-        lines.append(f"| {'paper' if r['paper'] else 'other'} | {r['k']} | {r['channels']} | "
-                     f"{r['dtype']} | {r['kind']}{looped} | {r['compile_s']:.1f} | "
-                     f"{r['first_call_s']:.1f} | {r['step_s']:.4f} | {r['model_step_s']:.4f} | "
-                     f"{one / r['model_step_s'] if one else float('nan'):.2f} | "
-                     f"{rate / 1e12:.1f} | {100 * rate / ref if ref else float('nan'):.0f}% | "
-                     f"{(r['compiled_bytes'] or 0) / 1e9:.1f} |")
-    if "lstm" in result:
-        lines.append("paper LSTMs alone, forward + backward s: " + ", ".join(
-            f"{k} {v:.4f}" for k, v in result["lstm"]["seconds"].items()))
-    for key in ("auto_chunk", "separation", "preprocess", "forests", "train", "projection"):
-        if key in result:
-            lines.append(f"{key}: " + ", ".join(
-                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in result[key].items() if k not in ("store", "stderr_tail")))
-    for line in result.get("errors", []):
-        lines.append(f"error: {line[:300]}")
-    if result["skipped"]:
-        lines.append(f"skipped (over budget): {', '.join(result['skipped'])}")
-    return "\n".join(lines)
 
 
 def widen_weights(fp16: Path, cache_dir: Path) -> None:
@@ -529,14 +471,14 @@ def main(argv=None) -> int:
     train_lstm = args.train_lstm or ("cudnn" if jax.default_backend() == "gpu" else "scan")
     run = {
         "peaks": lambda: peaks(args.peak_size),
-        "lstm": lambda: lstm_scan.measure(repeats=args.repeats),
-        "crnn": lambda: crnn(plans[0], args.repeats, log),
+        "lstm": lambda: lstm_section(args.repeats),
+        "crnn": lambda: crnn(runnable(plans[0], log), args.repeats, log),
         "separation": lambda: separation(audio, cache_dir, args.clip_seconds, 3),
         "preprocess": lambda: preprocess_rate(audio, work, cache_dir, args.songs, args.workers,
                                               args.clip_seconds),
-        "forests": forests,
         "train": lambda: train_command(log.result["preprocess"]["store"], work, train_lstm),
-        "crnn_more": lambda: crnn(plans[1], args.repeats, log),
+        "forests": forests,
+        "crnn_more": lambda: crnn(runnable(plans[1], log), args.repeats, log),
         "auto_chunk": lambda: auto_chunk(config, args.auto_chunk_k),
     }
     for name, fn in run.items():

@@ -12,7 +12,8 @@ to the parameters), median over ``--repeats`` calls taken in turn, after a compi
   wavefront  mer_jax.lstm, all layers in one scan of T + L - 1 steps
   cudnn      mer_jax.lstm through cuDNN (CUDA GPUs only; left out elsewhere)
 All start from the same parameters; the largest relative gradient difference from flax's is
-printed beside each time. Last line: JSON (``speedup_over_flax``: > 1 is faster than flax).
+printed beside each time; one that fails is reported (``errors``) and the others measured. Last
+line: JSON (``speedup_over_flax``: > 1 is faster than flax).
 """
 from __future__ import annotations
 
@@ -59,16 +60,20 @@ def measure(units=(256, 128, 64), steps=512, features=61, batch=8, repeats=7,
     only = [n for n in only if n != "cudnn" or jax.default_backend() == "gpu"]
     x = jax.random.normal(jax.random.PRNGKey(1), (batch, steps, features))
     params = stack(units, True).init(jax.random.PRNGKey(0), x)
-    grads, times, fns = {}, {name: [] for name in only}, {}
+    grads, fns, errors = {}, {}, {}
     reference = jax.grad(lambda p: jnp.sum(stack(units, True).apply(p, x) ** 2))(params)
     for name in only:
         model = stack(units, name == "flax")
-        fns[name] = jax.jit(jax.grad(lambda p, x, m=model: jnp.sum(m.apply(p, x) ** 2)))
+        fn = jax.jit(jax.grad(lambda p, x, m=model: jnp.sum(m.apply(p, x) ** 2)))
         os.environ[lstm.VARIABLE] = "scan" if name == "flax" else name   # read when traced
         try:
-            grads[name] = jax.block_until_ready(fns[name](params, x))    # compiles
+            grads[name] = jax.block_until_ready(fn(params, x))           # compiles
+            fns[name] = fn
+        except Exception as err:  # noqa: BLE001 - e.g. cuDNN failing: a result, not the end
+            errors[name] = f"{type(err).__name__}: {str(err)[:300]}"
         finally:
             os.environ.pop(lstm.VARIABLE)
+    times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
@@ -83,7 +88,7 @@ def measure(units=(256, 128, 64), steps=512, features=61, batch=8, repeats=7,
             "batch": batch, "seconds": {k: round(v, 5) for k, v in seconds.items()},
             "speedup_over_flax": ({k: round(seconds["flax"] / v, 2) for k, v in seconds.items()}
                                   if "flax" in seconds else None),
-            "max_relative_gradient_difference": diff}
+            "max_relative_gradient_difference": diff, "errors": errors}
 
 
 def main() -> None:
@@ -102,6 +107,8 @@ def main() -> None:
     for name, value in result["seconds"].items():
         print(f"{name:9s} forward + backward {value:.4f} s   gradient vs flax "
               f"{result['max_relative_gradient_difference'][name]:.1e}")
+    for name, error in result["errors"].items():
+        print(f"{name:9s} failed: {error}")
     print(json.dumps(result))
 
 
