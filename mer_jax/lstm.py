@@ -1,9 +1,10 @@
 """The CRNN's stacked LSTMs: flax ``OptimizedLSTMCell``'s parameters, and three ways to run them.
 
 A stack of L layers over a sequence ``(batch, T, features)`` is sequential in time, and on an
-accelerator at the paper's batch of 8 its L x T dependent steps, not its arithmetic, bound the
-CRNN's step (the H200's paper step took 0.07-0.08 s for about 2 ms of matrix products at its
-peak; BENCHMARKS.md). ``MER_JAX_LSTM`` (read when the model is traced) says how to run them:
+accelerator at the paper's batch of 8 its L x T dependent steps, not its arithmetic, likely bound
+the CRNN's step (an estimate: the H200's paper step took 0.07-0.08 s for about 2 ms of matrix
+products at its peak; BENCHMARKS.md). ``MER_JAX_LSTM`` (read when the model is traced) says how
+to run them:
 
   scan       (default) layer after layer: each layer's input projection for all T steps as one
              product, then a scan of T steps of one ``h x (units, 4 units)`` product each;
