@@ -78,6 +78,16 @@ def test_wavefront_is_the_layer_by_layer_stack(monkeypatch, steps_):
                            grads_wave, grads_scan)
     if steps_ > 1:   # the comparison can fail: one step less gives another output
         assert np.abs(Stack().apply(params, x[:, 1:]) - out_scan).max() > 1e-4
+    # and the two really differ: L scans of T steps against one of T - L + 1 (none if T < L)
+    assert _scan_lengths(monkeypatch, "scan", params, x) == [steps_] * len(UNITS)
+    assert _scan_lengths(monkeypatch, "wavefront", params, x) == (
+        [steps_ - len(UNITS) + 1] if steps_ >= len(UNITS) else [])
+
+
+def _scan_lengths(monkeypatch, implementation, params, x):
+    monkeypatch.setenv(lstm.VARIABLE, implementation)
+    jaxpr = jax.make_jaxpr(lambda p: Stack().apply(p, x))(params).jaxpr
+    return [eqn.params["length"] for eqn in jaxpr.eqns if eqn.primitive.name == "scan"]
 
 
 def test_wavefront_crnn_trains_as_the_scan_one(monkeypatch):
