@@ -42,9 +42,7 @@ def stack(units: tuple[int, ...], flax_cells: bool) -> nn.Module:
         @nn.compact
         def __call__(self, x):
             if not flax_cells:
-                widths = (x.shape[-1], *units[:-1])
-                return lstm.stack(x, [lstm.LSTMWeights(u, name=f"lstm_{k}")(w)
-                                      for k, (u, w) in enumerate(zip(units, widths))])
+                return lstm.stack(x, lstm.stack_weights(units, x.shape[-1]))
             for k, u in enumerate(units):
                 zeros = jnp.zeros((x.shape[0], u))
                 carry, x = nn.RNN(nn.OptimizedLSTMCell(u, name=f"lstm_{k}"))(

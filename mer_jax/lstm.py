@@ -82,6 +82,13 @@ class LSTMWeights(nn.Module):
         return _make_weights(self.units, in_features)
 
 
+def stack_weights(units: tuple[int, ...], in_features: int) -> list[Weights]:
+    """The stack's layers' :class:`Weights` (``LSTMWeights`` named ``lstm_0``, ``lstm_1``, ...,
+    layer k reading layer k - 1's ``units``), created in the calling module's compact method."""
+    widths = (in_features, *units[:-1])
+    return [LSTMWeights(u, name=f"lstm_{k}")(w) for k, (u, w) in enumerate(zip(units, widths))]
+
+
 def _cell(z: jnp.ndarray, c: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Gate pre-activations ``z (batch, 4 units)`` and the cell ``c`` -> the new ``(c, h)``."""
     i, f, g, o = jnp.split(z, 4, axis=-1)

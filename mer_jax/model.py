@@ -274,10 +274,7 @@ def _lstms(x: jnp.ndarray, cfg: ModelConfig) -> jnp.ndarray:
     says), in ``x``'s dtype."""
     if cfg.lstm_over == "channels":
         x = jnp.transpose(x, (0, 2, 1))                      # (batch, channels, time)
-    widths = (x.shape[-1], *cfg.lstm_units[:-1])
-    weights = [lstm.LSTMWeights(units, name=f"lstm_{k}")(width)
-               for k, (units, width) in enumerate(zip(cfg.lstm_units, widths))]
-    return lstm.stack(x, weights)
+    return lstm.stack(x, lstm.stack_weights(cfg.lstm_units, x.shape[-1]))
 
 
 def count_params(params) -> int:

@@ -21,9 +21,7 @@ class Stack(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        widths = (x.shape[-1], *self.units[:-1])
-        return lstm.stack(x, [lstm.LSTMWeights(u, name=f"lstm_{k}")(w)
-                              for k, (u, w) in enumerate(zip(self.units, widths))])
+        return lstm.stack(x, lstm.stack_weights(self.units, x.shape[-1]))
 
 
 def _run(monkeypatch, implementation, params, x):
