@@ -1,13 +1,14 @@
 """Benchmark: mer-jax on one accelerator, sized for a 15-minute lease (not a test).
 
     python benchmarks/accelerator.py --audio DIR [--out DIR] [--budget 420] [--config paper]
-        [--crnn CONFIG:K:C:DTYPE[:eval][:loop][:LSTM] ...] [--crnn-more ...] [--songs 80]
+        [--crnn CONFIG:K:C:DTYPE[:eval][:bN][:loop][:LSTM] ...] [--crnn-more ...] [--songs 80]
         [--workers N] [--weights-fp16 FILE] [--train-lstm LSTM] [--skip SECTION ...]
 
 The H200 runs of BENCHMARKS.md: run 1 with the defaults; run 2 with
 ``XLA_FLAGS=--xla_gpu_enable_triton_gemm=false`` and ``--skip peaks auto_chunk --crnn
 paper:1:1:float32 paper:1:4:float32 paper:1:1:float32:eval paper:1:1:bfloat16``.
 
+The crnn, crnn_more, lstm and auto_chunk sections are in benchmarks/accelerator_crnn.py.
 Sections, in this order; one that would start after ``--budget`` seconds is skipped (and listed
 as such), a failing one is recorded and the next runs; the JSON is rewritten after each one:
   peaks        n^3 matrix products, n = --peak-size (8192), in bf16 and in f32 at default and
@@ -20,12 +21,13 @@ as such), a failing one is recorded and the next runs; the JSON is rewritten aft
                K = 1 with each way of running the LSTMs (``:scan``, the default, ``:cudnn``,
                ``:wavefront``, MER_JAX_LSTM); at K = 10 vmapped with the convolutions looped
                (``:loop``, MER_JAX_VMAP_CONV=loop); "sep" (4 channels) and the evaluation forward
-               at K = 1 with each LSTM), batch 8,
-               one Adam step of K models vmapped in one program (``MultiModel``, chunk = K):
-               compile seconds, seconds per step and per model-step, speed-up per model over
-               K = 1, FLOP/s (the analytic count of benchmarks/crnn_step.py for the paper's
-               topology, else XLA's cost analysis, which misses cuDNN's convolutions) against
-               the measured peak, device memory (the compiled step's analysis; the device's
+               at K = 1 with each LSTM, at batch 8 and 40 (``:b40``, TrainConfig.eval_batch_size;
+               160 with scan: PMEmo's 159 test songs in one call)), batch 8 unless ``:bN``,
+               one Adam step (or evaluation call) of K models vmapped in one program
+               (``MultiModel``, chunk = K): compile seconds, seconds per step and per
+               model-step, speed-up per model over K = 1, FLOP/s (the analytic count of
+               benchmarks/crnn_step.py for the paper's topology, else XLA's cost analysis, which
+               misses cuDNN's convolutions) against the measured peak, device memory (the compiled step's analysis; the device's
                running peak).
   separation   real 45 s clips (``--audio``: audio files, replicated to fill a batch): the
                spleeter4 separator (U-Net and HPSS split, one program) batched over 1 and 8 songs
@@ -49,20 +51,18 @@ Then a projection of the full paper experiment on PMEmo (794 songs; 10 iteration
 CRNNs x 77 steps x 4 epochs with a validation pass every 7 steps; one forest per iteration and
 input, fitted alongside the CRNNs as pipelines.experiment does on an accelerator, and one after
 the other) from the measured figures, for each way of running the LSTMs measured on both inputs
-and the evaluation forward (the fastest one as the headline). Writes OUT/accelerator.json;
-prints a short table last.
+(the fastest one as the headline), evaluating at the batch measured fastest per song
+(``eval_batch_size``). Writes OUT/accelerator.json; prints a short table last.
 ``--weights-fp16``: the Spleeter weights as a float16 .npz (what fits a transfer limit), widened
 to float32 into the cache first (their rounding does not change the timings).
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,37 +78,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from accelerator_crnn import (CRNN_FIRST, CRNN_MORE, auto_chunk, crnn, crnn_plan,  # noqa: E402
+                              lstm_section, runnable, timed)
 from accelerator_report import PAPER_SONGS, PAPER_TEST, projection, table  # noqa: E402
-from crnn_step import CONV, KERNELS, LSTM, forward_flops  # noqa: E402
 from mer_jax import lstm  # noqa: E402
 from mer_jax.kernels import conv  # noqa: E402
-from mer_jax.training import steps  # noqa: E402
-from mer_jax.training.config import apply_overrides, load_config  # noqa: E402
-
-# K = 1 with each way of running the LSTMs (on the H200 the step took 0.07-0.08 s for ~2 ms of
-# products at peak: the LSTMs' 3 x 512 dependent steps are the suspect); vmapped K > 1 with the
-# convolutions looped (XLA's grouped ones measured 0.77x per model on the H200); K = 20 last:
-# compiling 20 vmapped CRNNs once crashed XLA's GPU autotuner
-CRNN_FIRST = ["paper:1:1:float32", "paper:1:1:float32:cudnn", "paper:1:1:float32:wavefront",
-              "paper:10:1:float32:loop", "paper:1:4:float32", "paper:1:4:float32:cudnn",
-              "paper:1:4:float32:wavefront", "paper:1:1:float32:eval",
-              "paper:1:1:float32:eval:cudnn", "paper:1:1:float32:eval:wavefront"]
-# after preprocessing: new vmapped programs first (the autotuner crash left the device unusable)
-CRNN_MORE = ["paper:10:1:float32:loop:wavefront", "paper:10:1:float32", "paper:1:1:bfloat16",
-             "paper:10:4:float32:loop", "paper:4:1:float32:loop", "paper:20:1:float32:loop"]
-
-
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """(seconds of the first call, median seconds of ``repeats`` more); results blocked on."""
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+from mer_jax.training.config import load_config  # noqa: E402
 
 
 def peaks(n: int = 8192, chain: int = 10) -> dict:
@@ -126,143 +101,6 @@ def peaks(n: int = 8192, chain: int = 10) -> dict:
         _, seconds = timed(lambda: run(a, b), 3)
         out[name] = 2 * n ** 3 * chain / seconds
     return out
-
-
-def _flops(compiled) -> float | None:
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0] if analysis else None
-    return float(analysis["flops"]) if analysis and "flops" in analysis else None
-
-
-def _memory(compiled) -> int | None:
-    analysis = compiled.memory_analysis()
-    if analysis is None:
-        return None
-    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
-               + analysis.output_size_in_bytes)
-
-
-def device_peak_bytes() -> int | None:
-    stats = jax.local_devices()[0].memory_stats() or {}
-    return stats.get("peak_bytes_in_use")
-
-
-def _is_paper(config) -> bool:
-    """The topology crnn_step.forward_flops counts (the paper's)."""
-    return (config.model.conv_channels, config.model.kernels, config.model.lstm_units,
-            config.model.summary, config.time_bins) == (CONV, KERNELS, LSTM, "lstm", 2048)
-
-
-def crnn_step(config, k: int, channels: int, repeats: int, evaluate: bool = False) -> dict:
-    """One Adam step (or one evaluation forward) of k models vmapped (chunk = k)."""
-    shape = (129, config.time_bins, channels)
-    lr = config.learning_rate
-    trainer = steps.MultiModel(config.model, lr, config.loss, k, chunk=k)
-    keys = jax.random.split(jax.random.PRNGKey(0), k)
-    stacked = steps.create_states(config.model, shape, keys, lr)
-    groups = trainer.split(stacked)
-    x = jax.random.normal(jax.random.PRNGKey(1), (k, config.batch_size, *shape))
-    y = jax.random.uniform(jax.random.PRNGKey(2), (k, config.batch_size, 4))
-    rngs = jax.random.split(jax.random.PRNGKey(3), k)
-    one = (lambda t: t[0]) if k == 1 else (lambda t: t)
-    start = time.perf_counter()
-    compiled = trainer.compiled_train(groups[0], one(x), one(y), one(rngs))
-    compile_s = time.perf_counter() - start
-    if evaluate:
-        mask = jnp.ones((k, config.batch_size))
-        first, seconds = timed(lambda: trainer.evaluate(groups, x, y, mask), repeats)
-    else:
-        state = {"groups": groups}
-
-        def step():
-            state["groups"], metrics = trainer.train(state["groups"], x, y, rngs)
-            return metrics
-        first, seconds = timed(step, repeats)
-    flops = _flops(compiled)
-    return {"k": k, "channels": channels, "dtype": config.model.compute_dtype,
-            "paper": _is_paper(config), "time_bins": config.time_bins,
-            "kind": "eval forward" if evaluate else "train step", "compile_s": compile_s,
-            "first_call_s": first,
-            "step_s": seconds, "model_step_s": seconds / k,
-            "xla_flops_per_step": flops, "xla_flops_per_s": flops / seconds if flops else None,
-            "analytic_flops_per_s": (1 if evaluate else 3) * k
-            * forward_flops(config.batch_size, channels) / seconds if _is_paper(config) else None,
-            "compiled_bytes": _memory(compiled), "device_peak_bytes": device_peak_bytes()}
-
-
-def crnn_plan(entries: list[str]) -> list[tuple]:
-    """"CONFIG:K:C:DTYPE[:eval][:loop][:LSTM]" entries (e.g. "paper:10:4:float32:loop") ->
-    (config, K, channels, evaluate, vmap_conv, lstm) tuples; "loop": the vmapped convolutions as
-    a loop of K (``MER_JAX_VMAP_CONV=loop``), else XLA's grouped ones; LSTM: how the LSTMs run
-    (``MER_JAX_LSTM``: scan, the default, wavefront or cudnn)."""
-    plan, known = [], {"eval", "loop", *lstm.IMPLEMENTATIONS}
-    for entry in entries:
-        name, k, channels, dtype, *flags = entry.split(":")
-        if set(flags) - known:
-            raise ValueError(f"{entry}: unknown flags {sorted(set(flags) - known)}")
-        config = apply_overrides(load_config(name), [f"model.compute_dtype={dtype}"])
-        lstms = [f for f in flags if f in lstm.IMPLEMENTATIONS] or ["scan"]
-        plan.append((config, int(k), int(channels), "eval" in flags,
-                     "loop" if "loop" in flags else "grouped", lstms[-1]))
-    return plan
-
-
-def crnn(plan: list, repeats: int, log) -> None:
-    """Measure each (config, K, channels, evaluate, vmap_conv, lstm) of ``plan`` within the
-    budget."""
-    from mer_jax.kernels.conv import VMAP_VARIABLE
-    for cfg, k, channels, evaluate, vmap_conv, lstms in plan:
-        name = (f"crnn K={k} C={channels} {cfg.model.compute_dtype}{' eval' if evaluate else ''}"
-                f" {vmap_conv} {lstms}")
-        if log.over_budget(name):
-            break
-        os.environ[VMAP_VARIABLE] = vmap_conv      # both read when the step is traced
-        os.environ[lstm.VARIABLE] = lstms
-        try:
-            log.note("crnn", {**crnn_step(cfg, k, channels, repeats, evaluate),
-                              "vmap_conv": vmap_conv, "lstm": lstms})
-        except Exception as err:  # noqa: BLE001 - e.g. out of memory: a result, not the end
-            log.error(name, err)
-        finally:
-            os.environ.pop(VMAP_VARIABLE, None)
-            os.environ.pop(lstm.VARIABLE, None)
-
-
-def lstm_section(repeats: int) -> dict:
-    """benchmarks/lstm_scan.py in a child process (cuDNN failing there cannot leave this
-    process's device unusable): its JSON, or its exit status and error's end."""
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "lstm_scan.py"),
-                           "--repeats", str(repeats)], capture_output=True, text=True,
-                          cwd=REPO, timeout=180,   # this process holds most of the device
-                          env={**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
-    lines = done.stdout.strip().splitlines()
-    if done.returncode or not lines:
-        return {"returncode": done.returncode, "stderr_tail": done.stderr[-600:],
-                "seconds": {}, "errors": {"all": "lstm_scan.py failed"}}
-    return json.loads(lines[-1])
-
-
-def runnable(plan: list, log) -> list:
-    """``plan`` without its cudnn entries when the lstm section found cuDNN's LSTM failing (or
-    did not run it on this backend): one failure is enough evidence, and a CUDA error can leave
-    the process's device unusable for the entries after it."""
-    found = log.result.get("lstm")
-    if found is None or "cudnn" in found.get("seconds", {}):
-        return plan
-    kept = [entry for entry in plan if entry[5] != "cudnn"]
-    if len(kept) < len(plan):
-        why = found.get("errors", {}).get("cudnn", f"not run on {jax.default_backend()}")
-        log.result["skipped"].append(f"{len(plan) - len(kept)} cudnn crnn entries ({why})")
-    return kept
-
-
-def auto_chunk(config, k: int) -> dict:
-    shape = (129, config.time_bins, 1)
-    bytes_fn = functools.partial(steps.train_step_bytes, config.model, shape, config.batch_size,
-                                 config.learning_rate, config.loss)
-    return {"models": k, "models_in_parallel": steps.default_chunk(k, bytes_fn),
-            "per_model_bytes": bytes_fn(), "free_device_bytes": steps.free_device_bytes()}
 
 
 def load_clips(audio: list[Path], n: int, seconds: float) -> list[np.ndarray]:
@@ -437,9 +275,9 @@ def main(argv=None) -> int:
                         help="no section starts after this many seconds")
     parser.add_argument("--config", default="paper")
     parser.add_argument("--crnn", nargs="*", default=CRNN_FIRST,
-                        metavar="CONFIG:K:C:DTYPE[:eval][:loop][:LSTM]")
+                        metavar="CONFIG:K:C:DTYPE[:eval][:bN][:loop][:LSTM]")
     parser.add_argument("--crnn-more", nargs="*", default=CRNN_MORE,
-                        metavar="CONFIG:K:C:DTYPE[:eval][:loop][:LSTM]")
+                        metavar="CONFIG:K:C:DTYPE[:eval][:bN][:loop][:LSTM]")
     parser.add_argument("--train-lstm", choices=lstm.IMPLEMENTATIONS, default=None,
                         help="MER_JAX_LSTM of the train section (cudnn on a GPU, else scan)")
     parser.add_argument("--auto-chunk-k", type=int, default=20)

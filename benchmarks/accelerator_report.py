@@ -21,28 +21,41 @@ from mer_jax.lstm import IMPLEMENTATIONS  # noqa: E402
 PAPER_SONGS, PAPER_TEST, STEPS_PER_EPOCH, EPOCHS, EVAL_EVERY = 794, 159, 77, 4, 7
 
 
+def eval_seconds(row: dict) -> float:
+    """Seconds one model takes to evaluate a test set of PAPER_TEST songs in calls of the row's
+    batch (rows of runs made before the batch was recorded: the paper's 8)."""
+    return -(-PAPER_TEST // row.get("batch", 8)) * row["model_step_s"]
+
+
 def crnn_projection(rows: list[dict], lstms: str) -> dict | None:
     """The 20 paper CRNNs' seconds with the LSTMs run as ``lstms``: per input, 10 models at the
-    fastest measured per-model rate of any K (float32, paper topology); None unless both inputs'
-    train steps were measured that way."""
-    def best(channels, kind):
-        hits = [r for r in rows if r["channels"] == channels and r["kind"] == kind
+    fastest measured per-model rate of any K (float32, paper topology), their validation passes
+    and final predictions at the fastest measured evaluation batch (TrainConfig.eval_batch_size);
+    None unless both inputs' train steps were measured that way."""
+    def measured(channels, kind):
+        return [r for r in rows if r["channels"] == channels and r["kind"] == kind
                 and r["dtype"] == "float32" and r.get("paper") and r.get("lstm", "scan") == lstms]
-        return min(hits, key=lambda r: r["model_step_s"]) if hits else None
-    mixed, sep, forward = best(1, "train step"), best(4, "train step"), best(1, "eval forward")
+
+    def best(channels, kind, cost=lambda r: r["model_step_s"]):
+        hits = measured(channels, kind)
+        return min(hits, key=cost) if hits else None
+    mixed, sep = best(1, "train step"), best(4, "train step")
+    forward = best(1, "eval forward", eval_seconds)
     if not (mixed and sep):
         return None
     steps_total = STEPS_PER_EPOCH * EPOCHS
     evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
-    batches = -(-PAPER_TEST // 8)
-    eval_s = evals * batches * 10 * (forward["model_step_s"] if forward else 0.0)
+    eval_s = evals * 10 * (eval_seconds(forward) if forward else 0.0)
     return {"crnn_s": (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
                        + 2 * eval_s + mixed["compile_s"] + sep["compile_s"]),
+            "eval_batch": forward.get("batch", 8) if forward else None,
             "crnn_detail": (f"LSTMs {lstms}: 2 inputs x 10 models x {steps_total} steps at "
                             f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "
                             f"{sep['model_step_s']:.4f} s (sep, K={sep['k']}) per model-step; "
-                            f"{evals} validation passes of {batches} batches"
-                            + (f" at {forward['model_step_s']:.4f} s (K={forward['k']})"
+                            f"{evals} validation passes of {PAPER_TEST} songs"
+                            + (f" in {-(-PAPER_TEST // forward.get('batch', 8))} calls of "
+                               f"{forward.get('batch', 8)} at {forward['model_step_s']:.4f} s "
+                               f"(K={forward['k']}; eval_batch_size={forward.get('batch', 8)})"
                                if forward else " (not measured)"))}
 
 
@@ -79,15 +92,17 @@ def table(result: dict) -> str:
              + ", ".join(f"{k} {v / 1e12:.0f}" for k, v in peak.items()),
              "| config | K | C | dtype | kind | compile s | first call s | s/step | s/model-step | "
              "x vs K=1 | TFLOP/s | % of peak | compiled GB |", "|" + "---|" * 13]
-    base = {(r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm")): r["model_step_s"]
-            for r in result.get("crnn", []) if r["k"] == 1}
+    def same(r):
+        return r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm"), r.get("batch", 8)
+    base = {same(r): r["model_step_s"] for r in result.get("crnn", []) if r["k"] == 1}
     for r in sorted(result.get("crnn", []), key=lambda r: (not r["paper"], r["kind"], r["dtype"],
                                                             r["channels"], r["k"])):
-        one = base.get((r["paper"], r["channels"], r["dtype"], r["kind"], r.get("lstm")))
+        one = base.get(same(r))
         rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or float("nan")
         ref = peak.get("bf16" if r["dtype"] == "bfloat16" else "f32")
         looped = (" (convs looped)" if r["k"] > 1 and r.get("vmap_conv") == "loop" else "") + (
-            f" lstm {r['lstm']}" if r.get("lstm", "scan") != "scan" else "")
+            f" lstm {r['lstm']}" if r.get("lstm", "scan") != "scan" else "") + (
+            f" batch {r['batch']}" if r.get("batch", 8) != 8 else "")
         lines.append(f"| {'paper' if r['paper'] else 'other'} | {r['k']} | {r['channels']} | "
                      f"{r['dtype']} | {r['kind']}{looped} | {r['compile_s']:.1f} | "
                      f"{r['first_call_s']:.1f} | {r['step_s']:.4f} | {r['model_step_s']:.4f} | "

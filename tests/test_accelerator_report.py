@@ -1,5 +1,6 @@
 """benchmarks/accelerator_report.py: the projection of the full paper experiment from measured
-figures, on the H200 run's own JSON and on rows with each way of running the LSTMs."""
+figures, on the H200 run's own JSON and on rows with each way of running the LSTMs; and the
+device script's CRNN plan and "auto" section, which only a device run would otherwise reach."""
 import json
 import sys
 from pathlib import Path
@@ -29,8 +30,9 @@ def test_the_h200_runs_projection_is_recomputed_from_its_json():
         rel=2e-3)
 
 
-def _row(channels, kind, seconds, lstm, k=1):
-    return {"k": k, "channels": channels, "kind": kind, "dtype": "float32", "paper": True,
+def _row(channels, kind, seconds, lstm, k=1, batch=8):
+    return {"k": k, "channels": channels, "batch": batch, "kind": kind, "dtype": "float32",
+            "paper": True,
             "lstm": lstm, "model_step_s": seconds, "step_s": k * seconds, "compile_s": 10.0,
             "first_call_s": 0.1, "analytic_flops_per_s": None, "xla_flops_per_s": None,
             "compiled_bytes": None}
@@ -52,3 +54,34 @@ def test_the_projection_takes_the_fastest_lstm_measured_on_both_inputs():
     assert "lstm cudnn" in report.table({"device": {"kind": "x", "backend": "gpu", "jax": "0",
                                                     "convolutions": "xla"},
                                          "crnn": rows, "skipped": []})
+
+
+def test_validation_is_projected_at_the_fastest_evaluation_batch_per_song():
+    """159 test songs: 20 calls of 8 at 0.026 s (0.52 s) against 4 calls of 40 at 0.05 s (0.2 s)
+    and one of 160 at 0.3 s; the projection takes 40 and says so (eval_batch_size)."""
+    rows = [_row(1, "train step", 0.08, "scan"), _row(4, "train step", 0.08, "scan"),
+            _row(1, "eval forward", 0.026, "scan"), _row(1, "eval forward", 0.05, "scan", batch=40),
+            _row(1, "eval forward", 0.3, "scan", batch=160)]
+    out = report.projection(rows, None, None)
+    assert out["eval_batch"] == 40 and "eval_batch_size=40" in out["crnn_detail"]
+    assert out["crnn_s"] == pytest.approx(308 * 10 * 0.16 + 2 * 45 * 10 * 4 * 0.05 + 20)
+    assert "eval forward batch 40" in report.table({
+        "device": {"kind": "x", "backend": "gpu", "jax": "0", "convolutions": "xla"},
+        "crnn": rows, "skipped": []})
+
+
+def test_the_device_scripts_crnn_plan_and_auto_chunk_run_here():
+    import accelerator_crnn
+    from conftest import TINY_OVERRIDES
+    from mer_jax.training.config import apply_overrides, load_config
+    plan = accelerator_crnn.crnn_plan(["small:10:4:float32:eval:b40:loop:wavefront",
+                                       "paper:1:1:bfloat16"])
+    assert [(k, c, evaluate, conv, lstm, cfg.batch_size, cfg.model.compute_dtype)
+            for cfg, k, c, evaluate, conv, lstm in plan] == [
+        (10, 4, True, "loop", "wavefront", 40, "float32"),
+        (1, 1, False, "grouped", "scan", 8, "bfloat16")]
+    for bad in ("small:1:1:float32:b0", "small:1:1:float32:b8:b40", "small:1:1:float32:fast"):
+        with pytest.raises(ValueError, match="unknown flags"):
+            accelerator_crnn.crnn_plan([bad])
+    out = accelerator_crnn.auto_chunk(apply_overrides(load_config("small"), TINY_OVERRIDES), 3)
+    assert out["models_in_parallel"] == 1 and out["per_model_bytes"] > 0   # "auto" on CPU: 1

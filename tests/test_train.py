@@ -87,6 +87,11 @@ def test_models_in_parallel_follow_free_device_memory(tiny_config):
     per_model = steps.train_step_bytes(tiny_config.model, (129, 128, 1), tiny_config.batch_size,
                                        1e-3, "mse")
     assert per_model > tiny_config.batch_size * 129 * 128 * 4      # at least its batch
+    # a model needs the larger of its train step and its evaluation call (eval_batch_size songs)
+    evals = [steps.eval_bytes(tiny_config.model, (129, 128, 1), b, "mse") for b in (8, 64)]
+    assert 64 * 129 * 128 * 4 < evals[1] and evals[0] < evals[1]
+    assert steps.model_bytes(tiny_config.model, (129, 128, 1), tiny_config.batch_size, 64, 1e-3,
+                             "mse") == max(per_model, evals[1])
     assert steps.chunk_for_memory(9, per_model, int(per_model * 4 / 0.8) + 1) == 4
     assert steps.chunk_for_memory(9, per_model, 10 ** 15) == 9     # never more than K
     assert steps.chunk_for_memory(9, per_model, 1) == 1            # never fewer than 1
@@ -323,7 +328,7 @@ def test_mixup_mixes_inputs_linearly_and_labels_as_gaussian_mixtures():
         TrainConfig(mixup=0.0)
 
 
-def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path):
+def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path, monkeypatch):
     first = train_and_evaluate(tiny_config, tiny_store, tmp_path / "a", "sep", progress=False)
     work = tmp_path / "a"
     assert [p.name for p in first.predictions] == ["sep_iteration_1.csv", "sep_iteration_2.csv"]
@@ -342,6 +347,25 @@ def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path):
     second = train_and_evaluate(tiny_config, tiny_store, tmp_path / "b", "sep", progress=False)
     for a, b in zip(first.predictions, second.predictions):
         assert a.read_bytes() == b.read_bytes()  # same seed, same predictions
+    # other evaluation batches (3 songs per call, padded: the test sets have 4) change the
+    # validation losses and predictions by float rounding only; the run records the setting
+    sizes, batches = [], data.padded_batches      # the real function, its batch sizes recorded
+    monkeypatch.setattr(data, "padded_batches", lambda idx, b: sizes.append(b) or batches(idx, b))
+    third = train_and_evaluate(dataclasses.replace(tiny_config, eval_batch_size=3), tiny_store,
+                               tmp_path / "c", "sep", progress=False)
+    assert sizes and set(sizes) == {3}
+    assert json.loads((tmp_path / "c" / "run_sep.json").read_text())["config"][
+        "eval_batch_size"] == 3
+    for a, c in zip(read_iterations(first.predictions), read_iterations(third.predictions)):
+        assert a.song_ids == c.song_ids
+        np.testing.assert_allclose(c.predictions["sep"], a.predictions["sep"], rtol=1e-5,
+                                   atol=1e-6)
+    losses = [[r["loss"] for r in map(json.loads, (work.parent / w / "metrics_sep.jsonl")
+                                      .read_text().splitlines()) if r["kind"] == "val"]
+              for w in ("a", "c")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="eval_batch_size"):
+        dataclasses.replace(tiny_config, eval_batch_size=0)
 
 
 @pytest.mark.slow

@@ -31,6 +31,12 @@ class TrainConfig:
     mixup: None, or train on mixup pairs of each batch's songs with weights ~ Beta(mixup, mixup)
         (an augmentation; labels mixed as Gaussian mixtures, ``data.mixup``).
     steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77).
+    eval_batch_size: songs per evaluation call (the validation passes and the final
+        predictions); None = batch_size; never more than the largest test set (padding). The
+        values do not depend on it (the model has no batch statistics) beyond float rounding,
+        the speed does: on the H200 the paper CRNN's forward took 0.026 s at batch 8, under 1 ms
+        of it arithmetic at the chip's peak, and the validation passes were half the projected
+        CRNN time (BENCHMARKS.md).
     seeds: S >= 1 model seeds per Monte-Carlo iteration; the K = S x iterations models (seed
         values seed, seed + 1, ..., each with its own init, dropout and batch-order streams) are
         trained together by one compiled step; the Random Forests take the same seeds.
@@ -41,8 +47,9 @@ class TrainConfig:
         2-core CPU (vmapped 2-4x slower) and on an H200 with the paper's CRNN (10 vmapped: 0.77x the
         per-model rate of one at a time; XLA's GPU autotuner failed compiling 20, BENCHMARKS.md); on
         several devices (of one or more processes) each trains its own. "auto": on accelerators as
-        many as fit in 80% of the devices' free memory by the compiled train step's memory analysis
-        (K when the devices do not report their memory), 1 on CPU. An int: that many.
+        many as fit in 80% of the devices' free memory by the memory analyses of the compiled
+        train step and evaluation call, the larger (K when the devices do not report their
+        memory), 1 on CPU. An int: that many.
     """
 
     model: ModelConfig = ModelConfig()
@@ -57,6 +64,7 @@ class TrainConfig:
     epochs: int = 4
     steps_per_epoch: int | None = None
     eval_every: int = 7
+    eval_batch_size: int | None = None
     loss: str = "mse"                    # "mse" (paper) or "gaussian_kl"
     iterations: int = 10
     test_fraction: float = 0.2
@@ -92,9 +100,18 @@ class TrainConfig:
                 isinstance(self.models_in_parallel, int) and self.models_in_parallel >= 1)):
             raise ValueError(f"models_in_parallel must be None, 'auto' or an int >= 1, not "
                              f"{self.models_in_parallel!r}")
+        if self.eval_batch_size is not None and not (
+                isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1):
+            raise ValueError(f"eval_batch_size must be None or an int >= 1, not "
+                             f"{self.eval_batch_size!r}")
         if self.seeds < 1 or self.iterations < 1:
             raise ValueError(f"seeds and iterations must be >= 1 (got {self.seeds}, "
                              f"{self.iterations})")
+
+    @property
+    def eval_batch(self) -> int:
+        """Songs per evaluation call: eval_batch_size, else batch_size."""
+        return self.eval_batch_size or self.batch_size
 
     @property
     def seed_values(self) -> list[int]:

@@ -200,6 +200,7 @@ class Setup:
     inputs: data.ModelInputs
     labels: np.ndarray               # (songs in store, 4)
     steps: int
+    eval_batch: int                  # songs per evaluation call
 
 
 def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int,
@@ -213,7 +214,9 @@ def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int
     return Setup(Models(config.seed_values, splits), train_idx, test_idx,
                  data.ModelInputs(store, mode, config.time_bins, config.log_input,
                                   time_pool=config.time_pool, spectrogram=config.spectrogram),
-                 store.labels.astype(np.float32), config.epochs * steps_per_epoch)
+                 store.labels.astype(np.float32), config.epochs * steps_per_epoch,
+                 # more than the largest test set would only add padding
+                 min(config.eval_batch, max(len(t) for t in test_idx)))
 
 
 def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
@@ -238,8 +241,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     learning_rate = steps.learning_rate(config.learning_rate, config.lr_schedule, run.steps,
                                         config.warmup_steps)
     chunk = steps.default_chunk(k_models, config.models_in_parallel, functools.partial(
-        steps.train_step_bytes, config.model, run.inputs.shape, config.batch_size,
-        learning_rate, config.loss))
+        steps.model_bytes, config.model, run.inputs.shape, config.batch_size,
+        run.eval_batch, learning_rate, config.loss))
     trainer = steps.MultiModel(config.model, learning_rate, config.loss, k_models, chunk)
     state = init_models(config, run.models, run.inputs, run.labels, run.train_idx, learning_rate)
     checkpoints = ocp.CheckpointManager(
@@ -264,7 +267,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
         files.write_json(workdir / f"run_{mode}.json", record)
     groups, timing = _train(config, run, mode, trainer, trainer.split(state), checkpoints, start,
                             workdir / f"metrics_{mode}.jsonl", progress)
-    eval_idx = np.stack([data.padded_batches(t, config.batch_size)[0] for t in run.test_idx])
+    eval_idx = np.stack([data.padded_batches(t, run.eval_batch)[0] for t in run.test_idx])
     predictions = _write_predictions(workdir, mode, run, eval_idx, groups, trainer)
     _export_models(workdir, mode, distributed.host_values(trainer.merge(groups).params), config,
                    run, store.attrs.get("config"), fingerprint)
@@ -279,10 +282,10 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
                      record["train_step_compilations"])
 
 
-def _validation_loss(config, run: Setup, trainer, groups) -> np.ndarray:
+def _validation_loss(run: Setup, trainer, groups) -> np.ndarray:
     """Mean validation loss of each of the K models on its split's test songs."""
     k_models, n_splits = len(run.models), len(run.models.splits)
-    batches = [data.padded_batches(t, config.batch_size) for t in run.test_idx]
+    batches = [data.padded_batches(t, run.eval_batch) for t in run.test_idx]
     total, count = np.zeros(k_models), np.zeros(k_models)
     for b in range(batches[0][0].shape[0]):
         idx = [batches[k % n_splits][0][b] for k in range(k_models)]
@@ -324,7 +327,7 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
             log.write(step=step + 1, kind="train", loss=losses.tolist())
             if (step + 1) % config.eval_every == 0 or step + 1 == run.steps:
                 log.write(step=step + 1, kind="val",
-                          loss=_validation_loss(config, run, trainer, groups).tolist())
+                          loss=_validation_loss(run, trainer, groups).tolist())
             if (step + 1) % config.checkpoint_every == 0 or step + 1 == run.steps:
                 log.flush()
                 save_checkpoint(checkpoints, step + 1,

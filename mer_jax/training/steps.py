@@ -14,7 +14,7 @@ import optax
 
 from mer_jax import distributed, lstm
 from mer_jax.kl import kl_from_tables
-from mer_jax.model import CRNN, ModelConfig, init_params, predict
+from mer_jax.model import CRNN, ModelConfig, init_params, param_shapes, predict
 from mer_jax.training.config import LR_SCHEDULES
 
 KL_MIN_STD = 1e-3   # std floor inside the Gaussian-KL training loss (a linear head can go <= 0)
@@ -103,21 +103,45 @@ def eval_loss(params: dict, batch: tuple, *, model_config: ModelConfig, loss: st
 MEMORY_FRACTION = 0.8     # of the devices' free memory that the vmapped models may fill
 
 
+def _program_bytes(compiled) -> int | None:
+    """A compiled program's device memory (arguments, outputs, XLA temporaries), from its memory
+    analysis; None where the backend gives none."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return None
+    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+               + analysis.output_size_in_bytes)
+
+
 def train_step_bytes(model_config: ModelConfig, input_shape, batch_size: int,
                      learning_rate: float | optax.Schedule, loss: str) -> int | None:
-    """Device memory one model's train step needs (its state, batch and XLA temporaries), from
-    the compiled program's memory analysis; None where the backend gives none."""
+    """Device memory one model's train step needs (its state, batch and XLA temporaries)."""
     state = jax.eval_shape(lambda: create_state(model_config, tuple(input_shape),
                                                 jax.random.PRNGKey(0), learning_rate))
     batch = (jax.ShapeDtypeStruct((batch_size, *input_shape), jnp.float32),
              jax.ShapeDtypeStruct((batch_size, 4), jnp.float32))
     step = jax.jit(functools.partial(train_step, model_config=model_config,
                                      learning_rate=learning_rate, loss=loss))
-    analysis = step.lower(state, batch, jax.random.PRNGKey(0)).compile().memory_analysis()
-    if analysis is None:
-        return None
-    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
-               + analysis.output_size_in_bytes)
+    return _program_bytes(step.lower(state, batch, jax.random.PRNGKey(0)).compile())
+
+
+def eval_bytes(model_config: ModelConfig, input_shape, batch_size: int, loss: str) -> int | None:
+    """Device memory one model's evaluation call on ``batch_size`` songs needs."""
+    params = param_shapes(model_config, tuple(input_shape))
+    batch = (jax.ShapeDtypeStruct((batch_size, *input_shape), jnp.float32),
+             jax.ShapeDtypeStruct((batch_size, 4), jnp.float32),
+             jax.ShapeDtypeStruct((batch_size,), jnp.float32))
+    evaluate = jax.jit(functools.partial(eval_loss, model_config=model_config, loss=loss))
+    return _program_bytes(evaluate.lower(params, batch).compile())
+
+
+def model_bytes(model_config: ModelConfig, input_shape, batch_size: int, eval_batch_size: int,
+                learning_rate: float | optax.Schedule, loss: str) -> int | None:
+    """Device memory one model needs: the larger of its train step (``batch_size`` songs) and
+    its evaluation call (``eval_batch_size``); None where the backend gives none."""
+    sizes = (train_step_bytes(model_config, input_shape, batch_size, learning_rate, loss),
+             eval_bytes(model_config, input_shape, eval_batch_size, loss))
+    return None if None in sizes else max(sizes)
 
 
 def chunk_for_memory(models: int, per_model_bytes: int | None, free_bytes: int | None) -> int:
@@ -199,6 +223,10 @@ class MultiModel:
         """The compiled train step of one group (for its cost and memory analyses): ``x``,
         ``y``, ``rngs`` of one group, (chunk, ...) leaves (no model axis when chunk = 1)."""
         return self._train.lower(group, self._place((x, y)), self._place(rngs)).compile()
+
+    def compiled_eval(self, group, x, y, mask):
+        """The compiled evaluation call of one group (as :meth:`compiled_train`)."""
+        return self._eval.lower(group.params, self._place((x, y, mask))).compile()
 
     def compilations(self) -> int:
         """How many times the train step was traced and compiled (1 with fixed shapes)."""
