@@ -200,7 +200,8 @@ class Setup:
     inputs: data.ModelInputs
     labels: np.ndarray               # (songs in store, 4)
     steps: int
-    eval_batch: int                  # songs per evaluation call
+    eval_batch: int                  # songs per evaluation call (config.eval_batch, at most
+                                     # the largest test set)
 
 
 def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int,
