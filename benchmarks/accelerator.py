@@ -27,8 +27,8 @@ as such), a failing one is recorded and the next runs; the JSON is rewritten aft
                (``MultiModel``, chunk = K): compile seconds, seconds per step and per
                model-step, speed-up per model over K = 1, FLOP/s (the analytic count of
                benchmarks/crnn_step.py for the paper's topology, else XLA's cost analysis, which
-               misses cuDNN's convolutions) against the measured peak, device memory (the compiled step's analysis; the device's
-               running peak).
+               misses cuDNN's convolutions) against the measured peak, device memory (the
+               compiled program's analysis; the device's running peak).
   separation   real 45 s clips (``--audio``: audio files, replicated to fill a batch): the
                spleeter4 separator (U-Net and HPSS split, one program) batched over 1 and 8 songs
                on the device, the split alone on the host CPU, the spectrograms on the device and

@@ -61,14 +61,6 @@ def _flops(compiled) -> float | None:
     return float(analysis["flops"]) if analysis and "flops" in analysis else None
 
 
-def _memory(compiled) -> int | None:
-    analysis = compiled.memory_analysis()
-    if analysis is None:
-        return None
-    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
-               + analysis.output_size_in_bytes)
-
-
 def device_peak_bytes() -> int | None:
     stats = jax.local_devices()[0].memory_stats() or {}
     return stats.get("peak_bytes_in_use")
@@ -117,7 +109,8 @@ def crnn_step(config, k: int, channels: int, repeats: int, evaluate: bool = Fals
             "xla_flops_per_step": flops, "xla_flops_per_s": flops / seconds if flops else None,
             "analytic_flops_per_s": (1 if evaluate else 3) * k
             * forward_flops(config.batch_size, channels) / seconds if _is_paper(config) else None,
-            "compiled_bytes": _memory(compiled), "device_peak_bytes": device_peak_bytes()}
+            "compiled_bytes": steps.program_bytes(compiled),
+            "device_peak_bytes": device_peak_bytes()}
 
 
 def crnn_plan(entries: list[str]) -> list[tuple]:

@@ -46,17 +46,17 @@ def crnn_projection(rows: list[dict], lstms: str) -> dict | None:
     steps_total = STEPS_PER_EPOCH * EPOCHS
     evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
     eval_s = evals * 10 * (eval_seconds(forward) if forward else 0.0)
+    batch = forward.get("batch", 8) if forward else None
     return {"crnn_s": (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
                        + 2 * eval_s + mixed["compile_s"] + sep["compile_s"]),
-            "eval_batch": forward.get("batch", 8) if forward else None,
+            "eval_batch": batch,
             "crnn_detail": (f"LSTMs {lstms}: 2 inputs x 10 models x {steps_total} steps at "
                             f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "
                             f"{sep['model_step_s']:.4f} s (sep, K={sep['k']}) per model-step; "
                             f"{evals} validation passes of {PAPER_TEST} songs"
-                            + (f" in {-(-PAPER_TEST // forward.get('batch', 8))} calls of "
-                               f"{forward.get('batch', 8)} at {forward['model_step_s']:.4f} s "
-                               f"(K={forward['k']}; eval_batch_size={forward.get('batch', 8)})"
-                               if forward else " (not measured)"))}
+                            + (f" in {-(-PAPER_TEST // batch)} calls of {batch} at "
+                               f"{forward['model_step_s']:.4f} s (K={forward['k']}; "
+                               f"eval_batch_size={batch})" if forward else " (not measured)"))}
 
 
 def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict:

@@ -103,7 +103,7 @@ def eval_loss(params: dict, batch: tuple, *, model_config: ModelConfig, loss: st
 MEMORY_FRACTION = 0.8     # of the devices' free memory that the vmapped models may fill
 
 
-def _program_bytes(compiled) -> int | None:
+def program_bytes(compiled) -> int | None:
     """A compiled program's device memory (arguments, outputs, XLA temporaries), from its memory
     analysis; None where the backend gives none."""
     analysis = compiled.memory_analysis()
@@ -122,7 +122,7 @@ def train_step_bytes(model_config: ModelConfig, input_shape, batch_size: int,
              jax.ShapeDtypeStruct((batch_size, 4), jnp.float32))
     step = jax.jit(functools.partial(train_step, model_config=model_config,
                                      learning_rate=learning_rate, loss=loss))
-    return _program_bytes(step.lower(state, batch, jax.random.PRNGKey(0)).compile())
+    return program_bytes(step.lower(state, batch, jax.random.PRNGKey(0)).compile())
 
 
 def eval_bytes(model_config: ModelConfig, input_shape, batch_size: int, loss: str) -> int | None:
@@ -132,7 +132,7 @@ def eval_bytes(model_config: ModelConfig, input_shape, batch_size: int, loss: st
              jax.ShapeDtypeStruct((batch_size, 4), jnp.float32),
              jax.ShapeDtypeStruct((batch_size,), jnp.float32))
     evaluate = jax.jit(functools.partial(eval_loss, model_config=model_config, loss=loss))
-    return _program_bytes(evaluate.lower(params, batch).compile())
+    return program_bytes(evaluate.lower(params, batch).compile())
 
 
 def model_bytes(model_config: ModelConfig, input_shape, batch_size: int, eval_batch_size: int,
