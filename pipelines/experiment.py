@@ -8,6 +8,7 @@ evaluation -> report. Prints the report's path on its last line.
         [--distributed | --reuse-from OTHER_WORKDIR]
 
 WORK/splits.json          the Monte-Carlo splits (stratified by quadrant for 4Q), shared by the CRNN and the RF
+                          (--set test_songs_from=GLOB: the test songs of earlier tables)
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
 WORK/rf/predictions/      the forests' prediction tables
 WORK/evaluation/{crnn,rf} per-song KL, stats.csv, baselines.csv, metrics.csv, histograms
@@ -55,6 +56,7 @@ from mer_jax.store import FeatureStore
 from mer_jax.training import data
 from mer_jax.training.config import TrainConfig, apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
+from mer_jax.training.splits import store_splits
 from pipelines.preprocess import add_source_arguments
 
 DEFAULT_MIN_STD = MIN_STD
@@ -154,8 +156,8 @@ def _store_and_splits(settings: ExperimentSettings, k_models: int, progress: boo
             settings.cache_dir, settings.workers,
             progress=show, dataset=read_dataset(settings.data_dir, settings.dataset))
         store = FeatureStore(path)
-        return path, data.store_splits(settings.workdir / "splits.json", store, k_models,
-                                       settings.config.test_fraction, settings.config.split_seed)
+        return path, store_splits(settings.workdir / "splits.json", store, k_models,
+                                  settings.config)
     made = make(progress) if distributed.is_main() else None
     distributed.barrier("preprocessed")
     return made or make(False)
@@ -190,8 +192,10 @@ def run_experiment(settings: ExperimentSettings, progress: bool = True,
     notes = [f"data: {settings.data_dir} ({len(ids)} songs preprocessed, {len(failures)} failed, "
              f"{len(store.attrs.get('skipped', {}))} skipped by the reader); store {store_path}",
              f"separator: {settings.separator}; clip {settings.clip_seconds:g} s; "
-             f"{k_models} Monte-Carlo iterations x {config.seeds} model seed(s) "
-             f"{config.seed_values}, test fraction {config.test_fraction}",
+             f"{k_models} iterations x {config.seeds} model seed(s) {config.seed_values}; "
+             + (f"test songs of {config.test_songs_from} (the same songs, song by song)"
+                if config.test_songs_from else
+                f"Monte-Carlo splits, test fraction {config.test_fraction}"),
              f"CRNN config: {config.to_dict()}",
              f"Random Forest config: {dataclasses.asdict(settings.forest)}",
              f"predicted standard deviations below {settings.min_std} are clamped to it before "

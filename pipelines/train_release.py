@@ -27,9 +27,9 @@ from mer_jax.predictions import read_iterations
 from mer_jax.preprocess import PreprocessConfig, preprocess
 from mer_jax.runtime import run_command
 from mer_jax.store import FeatureStore
-from mer_jax.training import data
 from mer_jax.training.config import apply_overrides, load_config
 from mer_jax.training.loop import train_and_evaluate
+from mer_jax.training.splits import store_splits
 
 CLIP_SECONDS = 30.0
 HELD_OUT = 0.1
@@ -57,8 +57,7 @@ def main(argv=None) -> int:
         "spleeter4", args.clip_seconds, config.spectrogram), args.cache_dir, args.workers)
     train_and_evaluate(config, store_path, workdir, "mixed", 1)
     store = FeatureStore(store_path)
-    splits = data.store_splits(workdir / "splits.json", store, 1, config.test_fraction,
-                               config.split_seed)
+    splits = store_splits(workdir / "splits.json", store, 1, config)
     tables = read_iterations(sorted((workdir / "predictions").glob("mixed_*iteration_1.csv")))
     evaluation = evaluate.evaluate_iterations(
         tables, train_labels=baselines.training_labels_from_splits(splits, store.ids,

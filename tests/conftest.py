@@ -71,9 +71,19 @@ TINY_OVERRIDES = [  # the paper's topology at minimal widths, for fast tests
     "iterations=2", "epochs=1", "seeds=1"]
 
 
+def tiny_train_config():
+    """configs/small.py at TINY_OVERRIDES' widths: 2 iterations, 1 epoch, 1 seed."""
+    from mer_jax.training.config import apply_overrides, load_config
+    return apply_overrides(load_config("configs/small.py"), TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return tiny_train_config()
+
+
 def tiny_model():
     """The tests' one small CRNN (configs/small.py at TINY_OVERRIDES' widths: input norm, output
     prior, softplus stds, dropout 0.1): every test that builds a model uses it, so its
     initialisation (12 s of XLA compilation) is compiled once per session and input shape."""
-    from mer_jax.training.config import apply_overrides, load_config
-    return apply_overrides(load_config("configs/small.py"), TINY_OVERRIDES).model
+    return tiny_train_config().model

@@ -104,3 +104,57 @@ def test_holm_adjustment():
     adjusted = stats.holm([0.01, 0.04, np.nan, 0.03])
     np.testing.assert_allclose(adjusted[[0, 1, 3]], [0.03, 0.06, 0.06])
     assert np.isnan(adjusted[2])
+
+
+def test_reference_pairs_our_songs_with_the_authors(paper_predictions, tmp_path, capsys):
+    """Tables of 40 of the authors' CRNN test songs in iterations 1-2 whose mixed predictions
+    are the authors' sep ones: reference.csv pairs them with the authors' mixed predictions, song
+    by song (KL by the closed form here, Wilcoxon by scipy); a song the authors did not test in
+    that iteration, or another ground truth, is refused."""
+    from scipy.stats import wilcoxon
+    from mer_jax import reference
+
+    def kl(truth, q):
+        mp, sp, mq, sq = truth[:, :2], truth[:, 2:], q[:, :2], q[:, 2:]
+        return np.sum(np.log(sq / sp) + (sp ** 2 + (mp - mq) ** 2) / (2 * sq ** 2) - 0.5, axis=1)
+
+    tables = read_iterations(sorted(paper_predictions.glob("crnn_iteration_[12].csv")))
+    expected, pooled = {}, {}
+    for table in tables:
+        keep = slice(10, 50)
+        ids, truth = table.song_ids[keep], table.truth[keep]
+        sep, mixed = table.predictions["sep"][keep], table.predictions["mixed"][keep]
+        write_prediction_table(tmp_path / "ours" / f"mixed_iteration_{table.iteration}.csv", ids,
+                               truth, {"mixed": sep})
+        expected[table.iteration] = (kl(truth, sep), kl(truth, mixed))
+        for song, a, b in zip(ids, *expected[table.iteration]):
+            pooled.setdefault(song, []).append((a, b))
+    args = ["--predictions", str(tmp_path / "ours" / "*.csv"),
+            "--reference", str(paper_predictions / "crnn_iteration_*.csv")]
+    assert reference.main([*args, "--out", str(tmp_path / "cmp")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "cmp" /
+                                                                   "reference.csv")
+    rows = _rows(tmp_path / "cmp" / "reference.csv")
+    assert list(rows[0]) == list(reference.HEADER)
+    assert [(r["iteration"], r["input"], r["songs"]) for r in rows] == [
+        ("1", "mixed", "40"), ("2", "mixed", "40"), ("pooled", "mixed", str(len(pooled)))]
+    for row, (ours, theirs) in zip(rows, expected.values()):
+        assert float(row["E_ours"]) == pytest.approx(ours.mean(), rel=1e-5)
+        assert float(row["E_reference"]) == pytest.approx(theirs.mean(), rel=1e-5)
+        assert float(row["M_reference"]) == pytest.approx(np.median(theirs), rel=1e-5)
+        assert float(row["W_ours_reference"]) == pytest.approx(wilcoxon(ours, theirs).pvalue,
+                                                               rel=1e-4)
+    means = np.array([np.mean(v, axis=0) for v in pooled.values()])
+    assert float(rows[2]["E_ours"]) == pytest.approx(means[:, 0].mean(), rel=1e-5)
+    assert float(rows[2]["W_ours_reference"]) == pytest.approx(
+        wilcoxon(means[:, 0], means[:, 1]).pvalue, rel=1e-4)
+    other = read_iterations([paper_predictions / "crnn_iteration_3.csv"])[0]
+    write_prediction_table(tmp_path / "ours" / "mixed_iteration_1.csv", other.song_ids[:5],
+                           other.truth[:5], {"mixed": other.predictions["mixed"][:5]})
+    assert reference.main([*args, "--out", str(tmp_path / "bad")]) == 2
+    assert "iteration 1: our test songs" in capsys.readouterr().err
+    table = tables[0]
+    write_prediction_table(tmp_path / "ours" / "mixed_iteration_1.csv", table.song_ids,
+                           table.truth + 0.01, {"mixed": table.predictions["mixed"]})
+    assert reference.main([*args, "--out", str(tmp_path / "bad")]) == 2
+    assert "differs from the reference's" in capsys.readouterr().err

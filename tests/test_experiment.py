@@ -11,8 +11,8 @@ from conftest import TINY_OVERRIDES
 from mer_jax import forest
 from mer_jax.predictions import read_iterations
 from mer_jax.store import FeatureStore
-from mer_jax.training import data
 from mer_jax.training.config import load_config
+from mer_jax.training.splits import load_or_create_splits
 from pipelines import experiment
 
 HEADER = "iteration,E_mixed,E_sep,M_mixed,M_sep,W_mixed_sep"
@@ -29,7 +29,7 @@ def test_forest_is_the_papers():
 
 def test_forests_use_the_shared_splits(tiny_store, tmp_path):
     store = FeatureStore(tiny_store)
-    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    splits = load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
     paths = forest.train_forests(tiny_store, splits, "sep", tmp_path / "rf", progress=False)
     tables = read_iterations(paths)
     for table, split in zip(tables, splits):
@@ -48,7 +48,7 @@ def test_forests_use_the_shared_splits(tiny_store, tmp_path):
 
 def test_forests_get_the_seeds_and_never_keep_stale_tables(tiny_store, tmp_path):
     store = FeatureStore(tiny_store)
-    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    splits = load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
     out = tmp_path / "rf"
     two = forest.train_forests(tiny_store, splits, "mixed", out, progress=False, seeds=[0, 1])
     assert [p.name for p in two] == [f"mixed_seed_{s}_iteration_{i}.csv"
@@ -204,7 +204,7 @@ def test_stage_keys_follow_the_songs_audio(tiny_store, tmp_path):
     """A song whose audio changed (redone by preprocessing: a new ``sources`` entry) changes the
     key of every stage whose splits hold it; the same store elsewhere keeps them."""
     store = FeatureStore(tiny_store)
-    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    splits = load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
     config = load_config("configs/small.py")
     keys = experiment.stage_keys(store, config, 2, splits)
     copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")

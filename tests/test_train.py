@@ -18,13 +18,9 @@ from mer_jax import evaluate, files
 from mer_jax.predictions import read_iterations
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, loop, steps
-from mer_jax.training.config import TrainConfig, apply_overrides, load_config
+from mer_jax.training.config import TrainConfig, apply_overrides
 from mer_jax.training.loop import train_and_evaluate
-
-
-@pytest.fixture(scope="module")
-def tiny_config():
-    return apply_overrides(load_config("configs/small.py"), TINY_OVERRIDES)
+from mer_jax.training.splits import load_or_create_splits
 
 
 def test_dry_run_prints_the_papers_parameter_count():
@@ -245,52 +241,17 @@ def test_random_crops_are_seeded_slices(tiny_config):
     assert tiny_config.model.time_left(128) == 1 and tiny_config.model.time_left(64) == 0
 
 
-def test_splits_are_saved_and_reused(tmp_path):
-    ids = [str(i) for i in range(20)]
-    splits = data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=1)
-    assert [len(s["test"]) for s in splits] == [4, 4, 4]
-    assert all(not set(s["train"]) & set(s["test"]) for s in splits)
-    assert splits[0]["test"] != splits[1]["test"]
-    assert data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, seed=1) == splits[:2]
-    with pytest.raises(ValueError, match="other splits"):
-        data.load_or_create_splits(tmp_path / "splits.json", ids, 3, 0.2, seed=2)
-
-
 def test_a_songs_new_audio_makes_a_new_run(tiny_store, tiny_config, tmp_path):
     """The run's identity (its fingerprint: checkpoints, predictions) holds the songs' audio: a
     song redone from new audio is never trained on from an old run's checkpoint."""
     store = FeatureStore(tiny_store)
-    splits = data.load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
+    splits = load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
     copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")
     identity = loop.run_identity(tiny_config, store, "mixed", splits)
     assert loop.run_identity(tiny_config, FeatureStore(copy), "mixed", splits) == identity
     zarr.open_group(str(copy), mode="r+")["sources"][3] = "0:new audio"
     assert files.changed_keys(identity, loop.run_identity(
         tiny_config, FeatureStore(copy), "mixed", splits)) == ["inputs"]
-
-
-def test_stratified_splits_keep_each_class_share(tmp_path):
-    """Quadrant-labelled songs: every test set takes each class's share (largest remainders);
-    without strata the splits are the ones earlier versions saved (a seeded permutation)."""
-    ids = [f"s{i}" for i in range(50)]
-    strata = [0] * 20 + [1] * 15 + [2] * 10 + [3] * 5
-    splits = data.monte_carlo_splits(ids, 4, 0.2, seed=3, strata=strata)
-    klass = dict(zip(ids, strata))
-    for split in splits:
-        assert np.bincount([klass[s] for s in split["test"]]).tolist() == [4, 3, 2, 1]
-        assert sorted(split["train"] + split["test"]) == sorted(ids)
-    assert len({tuple(s["test"]) for s in splits}) == 4
-    assert data.monte_carlo_splits(ids, 4, 0.2, seed=3, strata=strata) == splits
-    assert data._test_shares([40, 40, 40, 40], 32) == [8, 8, 8, 8]
-    assert data._test_shares([10, 3, 7], 5) == [2, 1, 2]      # remainders .5, .75, .75
-    order = np.random.default_rng([3, 0]).permutation(50)     # the unstratified law
-    assert data.monte_carlo_splits(ids, 1, 0.2, seed=3)[0]["test"] == [
-        ids[i] for i in sorted(order[:10])]
-    data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, 3, strata)
-    with pytest.raises(ValueError, match="stratification"):
-        data.load_or_create_splits(tmp_path / "splits.json", ids, 2, 0.2, 3)
-    with pytest.raises(ValueError, match="49 strata for 50 songs"):
-        data.monte_carlo_splits(ids, 1, 0.2, 3, strata[:-1])
 
 
 def test_mixup_mixes_inputs_linearly_and_labels_as_gaussian_mixtures():
@@ -350,7 +311,8 @@ def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path, 
     # other evaluation batches (3 songs per call, padded: the test sets have 4) change the
     # validation losses and predictions by float rounding only; the run records the setting
     sizes, batches = [], data.padded_batches      # the real function, its batch sizes recorded
-    monkeypatch.setattr(data, "padded_batches", lambda idx, b: sizes.append(b) or batches(idx, b))
+    monkeypatch.setattr(data, "padded_batches",
+                        lambda idx, b, n=None: sizes.append(b) or batches(idx, b, n))
     third = train_and_evaluate(dataclasses.replace(tiny_config, eval_batch_size=3), tiny_store,
                                tmp_path / "c", "sep", progress=False)
     assert sizes and set(sizes) == {3}

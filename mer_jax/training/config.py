@@ -30,7 +30,8 @@ class TrainConfig:
         model.summary "pool" (a model that takes any input length).
     mixup: None, or train on mixup pairs of each batch's songs with weights ~ Beta(mixup, mixup)
         (an augmentation; labels mixed as Gaussian mixtures, ``data.mixup``).
-    steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77).
+    steps_per_epoch: None = ceil(training songs / batch_size) (PMEmo's 613 gave the paper's 77;
+        the largest training set's when the splits' sizes differ).
     eval_batch_size: songs per evaluation call (the validation passes and the final
         predictions); None = batch_size; never more than the largest test set (padding). The
         values do not depend on it (the model has no batch statistics) beyond float rounding,
@@ -40,6 +41,11 @@ class TrainConfig:
     seeds: S >= 1 model seeds per Monte-Carlo iteration; the K = S x iterations models (seed
         values seed, seed + 1, ..., each with its own init, dropout and batch-order streams) are
         trained together by one compiled step; the Random Forests take the same seeds.
+    test_songs_from: None (Monte-Carlo splits: test_fraction of the songs, drawn by split_seed)
+        or a glob of prediction tables (``*iteration_<N>.csv``, e.g. the paper authors'
+        ``paper_predictions/crnn_iteration_*.csv``): iteration N then tests the store's songs
+        that table N tested and trains on all the others, so that the models are scored on
+        the same songs as those tables' models, song by song (``splits.splits_from_tables``).
     lr_schedule: "constant" (the paper) or "cosine" (linear warm-up over warmup_steps, then a
         cosine decay to 0 at the last step).
     models_in_parallel: how many of the K models one compiled step vmaps together (the groups are
@@ -69,6 +75,7 @@ class TrainConfig:
     iterations: int = 10
     test_fraction: float = 0.2
     split_seed: int = 0
+    test_songs_from: str | None = None
     seed: int = 0
     seeds: int = 1
     lr_schedule: str = "constant"
@@ -104,6 +111,10 @@ class TrainConfig:
                 isinstance(self.eval_batch_size, int) and self.eval_batch_size >= 1):
             raise ValueError(f"eval_batch_size must be None or an int >= 1, not "
                              f"{self.eval_batch_size!r}")
+        if self.test_songs_from is not None and not (
+                isinstance(self.test_songs_from, str) and self.test_songs_from.strip()):
+            raise ValueError(f"test_songs_from must be None or a glob of prediction tables, not "
+                             f"{self.test_songs_from!r}")
         if self.seeds < 1 or self.iterations < 1:
             raise ValueError(f"seeds and iterations must be >= 1 (got {self.seeds}, "
                              f"{self.iterations})")

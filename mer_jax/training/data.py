@@ -1,30 +1,26 @@
-"""Monte-Carlo splits, model inputs from the feature store, and a prefetching batch iterator.
+"""Model inputs from the feature store, and a prefetching batch iterator.
 
 Batches are a pure function of (split, seed, step): step s of a model reads the songs at positions
 [s B, (s + 1) B) of an endless stream made of one seeded permutation of the training songs per
 pass. A resumed run therefore sees exactly the batches an uninterrupted one would. The random
-streams are independent by construction: the splits draw from ``SeedSequence([split_seed, k])``,
-each model's batch order from ``SeedSequence([seed, iteration], spawn_key=(BATCH_STREAM, pass))``
-(a spawned child stream, never equal to a split's). With random crops (``TrainConfig.crop_bins``)
-each song of step s starts at an offset drawn from ``SeedSequence([seed, iteration],
-spawn_key=(CROP_STREAM, s))``.
+streams are independent by construction: the splits (``mer_jax.training.splits``) draw from
+``SeedSequence([split_seed, k])``, each model's batch order from ``SeedSequence([seed,
+iteration], spawn_key=(BATCH_STREAM, pass))`` (a spawned child stream, never equal to a
+split's). With random crops (``TrainConfig.crop_bins``) each song of step s starts at an offset
+drawn from ``SeedSequence([seed, iteration], spawn_key=(CROP_STREAM, s))``.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
 import itertools
-import json
 import math
-import os
 import queue
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-from mer_jax import files, quadrants
 from mer_jax.features.model_input import MODES, model_input
 from mer_jax.features.spectrogram import SpectrogramConfig
 from mer_jax.store import FeatureStore, StoreError
@@ -32,87 +28,6 @@ from mer_jax.store import FeatureStore, StoreError
 BATCH_STREAM = 1   # spawn-key tag of the batch-order streams (the splits' streams have none)
 CROP_STREAM = 2    # spawn-key tag of the random-crop streams
 MIXUP_STREAM = 3   # spawn-key tag of the mixup streams
-
-
-def monte_carlo_splits(ids: list[str], iterations: int, test_fraction: float,
-                       seed: int, strata: list | None = None) -> list[dict]:
-    """``iterations`` seeded shuffle splits: [{"iteration": 1, "train": [...], "test": [...]}]
-    (test size = ceil(test_fraction * n), as scikit-learn's train_test_split). ``strata`` (one
-    class per id, e.g. a quadrant) makes them stratified, as scikit-learn's
-    StratifiedShuffleSplit: each class gives the test set its share of the n_test songs
-    (largest remainders, ties to the larger class), so that training and test sets keep the
-    classes' proportions."""
-    n_test = math.ceil(test_fraction * len(ids))
-    if not 0 < n_test < len(ids):
-        raise ValueError(f"a {test_fraction:.0%} test split of {len(ids)} songs is empty or all")
-    if strata is not None and len(strata) != len(ids):
-        raise ValueError(f"{len(strata)} strata for {len(ids)} songs")
-    classes = ([np.arange(len(ids))] if strata is None else
-               [np.flatnonzero(np.asarray(strata) == c) for c in sorted(set(strata))])
-    shares = _test_shares([len(members) for members in classes], n_test)
-    splits = []
-    for k in range(iterations):
-        rng = np.random.default_rng([seed, k])
-        test = np.concatenate([members[rng.permutation(len(members))[:share]]
-                               for members, share in zip(classes, shares)])
-        chosen = set(test.tolist())
-        splits.append({"iteration": k + 1,
-                       "train": [ids[i] for i in range(len(ids)) if i not in chosen],
-                       "test": [ids[i] for i in sorted(chosen)]})
-    return splits
-
-
-def _test_shares(sizes: list[int], n_test: int) -> list[int]:
-    """Test songs per class: ``n_test * size / total`` rounded by largest remainders."""
-    exact = np.asarray(sizes, np.float64) * n_test / sum(sizes)
-    shares = np.floor(exact).astype(int)
-    order = sorted(range(len(sizes)), key=lambda c: (shares[c] - exact[c], -sizes[c]))
-    for c in order[:n_test - int(shares.sum())]:
-        shares[c] += 1
-    return shares.tolist()
-
-
-def split_strata(store: FeatureStore, ids: list[str]) -> list[int] | None:
-    """Each song's quadrant when the store's dataset is categorical (quadrant-labelled: its
-    splits are stratified by quadrant), else None."""
-    if not store.attrs.get("dataset", {}).get("categorical"):
-        return None
-    row = {song: i for i, song in enumerate(store.ids)}
-    labels = store.labels[[row[song] for song in ids]]
-    return quadrants.quadrant_of(labels[:, 0], labels[:, 1]).tolist()
-
-
-def store_splits(path: os.PathLike | str, store: FeatureStore, iterations: int,
-                 test_fraction: float, seed: int) -> list[dict]:
-    """The splits of the store's preprocessed songs (stratified by quadrant for a categorical
-    dataset), saved at ``path`` or reused from it: the one way every trainer makes them."""
-    ids = [store.ids[i] for i in store.done]
-    return load_or_create_splits(path, ids, iterations, test_fraction, seed,
-                                 split_strata(store, ids))
-
-
-def load_or_create_splits(path: os.PathLike | str, ids: list[str], iterations: int,
-                          test_fraction: float, seed: int, strata: list | None = None
-                          ) -> list[dict]:
-    """Reuse ``path`` (so the CRNN and the Random Forest see the same songs) or create it."""
-    path = Path(path)
-    stratified = strata is not None
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        splits = saved["splits"]
-        known = set(ids)
-        if (len(splits) < iterations or saved["seed"] != seed
-                or saved["test_fraction"] != test_fraction
-                or saved.get("stratified", False) != stratified
-                or any(not set(s["train"] + s["test"]) <= known for s in splits)):
-            raise ValueError(f"{path} holds other splits (seed, fraction, stratification, songs "
-                             "or count differ); use another workdir")
-        return splits[:iterations]
-    splits = monte_carlo_splits(ids, iterations, test_fraction, seed, strata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    files.write_json(path, {"seed": seed, "test_fraction": test_fraction,
-                            "stratified": stratified, "splits": splits})
-    return splits
 
 
 class ModelInputs:
@@ -324,9 +239,12 @@ class TrainBatches:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def padded_batches(indices: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-shape evaluation batches: ``(nb, B)`` indices (padded with the first) and a mask."""
-    nb = max(1, math.ceil(len(indices) / batch_size))
+def padded_batches(indices: np.ndarray, batch_size: int, n_batches: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-shape evaluation batches: ``(nb, B)`` indices (padded with the first) and a mask;
+    ``nb`` = ``n_batches`` (at least the batches the indices fill; the rest all padding), by
+    default just those."""
+    nb = max(1, math.ceil(len(indices) / batch_size), n_batches or 0)
     padded = np.full(nb * batch_size, indices[0], dtype=np.int64)
     padded[: len(indices)] = indices
     mask = np.zeros(nb * batch_size, np.float32)

@@ -40,6 +40,7 @@ from mer_jax.runtime import malloc_status
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
 from mer_jax.training.config import TrainConfig
+from mer_jax.training.splits import store_splits
 
 
 class NonFiniteError(FloatingPointError):
@@ -203,15 +204,22 @@ class Setup:
     eval_batch: int                  # songs per evaluation call (config.eval_batch, at most
                                      # the largest test set)
 
+    def eval_batches(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(I, nb, B)`` padded test indices of each split and their mask (``data.
+        padded_batches``), nb the most any split needs: a smaller test set's last are padding."""
+        nb = max(math.ceil(len(t) / self.eval_batch) for t in self.test_idx)
+        pairs = [data.padded_batches(t, self.eval_batch, nb) for t in self.test_idx]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
 
 def setup_run(config: TrainConfig, store: FeatureStore, mode: str, k_splits: int,
               splits_path: Path) -> Setup:
     index_of = {store.ids[i]: int(i) for i in store.done}
-    splits = data.store_splits(splits_path, store, k_splits, config.test_fraction,
-                               config.split_seed)
+    splits = store_splits(splits_path, store, k_splits, config)
     train_idx = [np.array([index_of[s] for s in split["train"]]) for split in splits]
     test_idx = [np.array([index_of[s] for s in split["test"]]) for split in splits]
-    steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_idx[0]) / config.batch_size)
+    steps_per_epoch = config.steps_per_epoch or math.ceil(
+        max(map(len, train_idx)) / config.batch_size)
     return Setup(Models(config.seed_values, splits), train_idx, test_idx,
                  data.ModelInputs(store, mode, config.time_bins, config.log_input,
                                   time_pool=config.time_pool, spectrogram=config.spectrogram),
@@ -268,8 +276,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
         files.write_json(workdir / f"run_{mode}.json", record)
     groups, timing = _train(config, run, mode, trainer, trainer.split(state), checkpoints, start,
                             workdir / f"metrics_{mode}.jsonl", progress)
-    eval_idx = np.stack([data.padded_batches(t, run.eval_batch)[0] for t in run.test_idx])
-    predictions = _write_predictions(workdir, mode, run, eval_idx, groups, trainer)
+    predictions = _write_predictions(workdir, mode, run, run.eval_batches()[0], groups, trainer)
     _export_models(workdir, mode, distributed.host_values(trainer.merge(groups).params), config,
                    run, store.attrs.get("config"), fingerprint)
     record.update(timing, train_step_compilations=trainer.compilations())
@@ -285,15 +292,14 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
 
 def _validation_loss(run: Setup, trainer, groups) -> np.ndarray:
     """Mean validation loss of each of the K models on its split's test songs."""
-    k_models, n_splits = len(run.models), len(run.models.splits)
-    batches = [data.padded_batches(t, run.eval_batch) for t in run.test_idx]
-    total, count = np.zeros(k_models), np.zeros(k_models)
-    for b in range(batches[0][0].shape[0]):
-        idx = [batches[k % n_splits][0][b] for k in range(k_models)]
-        mask = np.stack([batches[k % n_splits][1][b] for k in range(k_models)])
+    split_of = np.arange(len(run.models)) % len(run.models.splits)     # (K,)
+    indices, masks = run.eval_batches()                               # (I, nb, B) each
+    total, count = np.zeros(len(run.models)), np.zeros(len(run.models))
+    for b in range(indices.shape[1]):
+        idx = indices[split_of, b]                                    # (K, B)
         x = np.stack([run.inputs.get(i) for i in idx])
-        y = np.stack([run.labels[i] for i in idx])
-        s, c = trainer.evaluate(groups, x, y, mask)
+        y = run.labels[idx]
+        s, c = trainer.evaluate(groups, x, y, masks[split_of, b])
         total += np.asarray(s)
         count += np.asarray(c)
     return total / count
