@@ -7,6 +7,13 @@ Adam 1e-4, batch 8, MSE on (valence mean, arousal mean, valence std, arousal std
 ceil(train songs / 8) steps (77 on the authors' PMEmo songs), validation loss every 7 steps,
 10 Monte-Carlo iterations of an 80/20 shuffle split. Expected on PMEmo (paper Table 1, mixed):
 mean KL about 0.7-1.2 per iteration, validation MSE converging near 0.04.
+On the authors' own test songs, compared with their CRNN song by song (README, "The authors'
+test songs"):
+
+    python -m mer_jax.train --mode mixed --config configs/paper.py --store STORE --workdir WORK \
+        --set "test_songs_from=../shared/data/paper_predictions/crnn_iteration_*.csv"
+    python -m mer_jax.reference --predictions 'WORK/predictions/*_iteration_*.csv' \
+        --reference '../shared/data/paper_predictions/crnn_iteration_*.csv' --out WORK/reference
 
 Not from the paper: the validation passes and predictions evaluate 40 songs per call
 (eval_batch_size; the same values as 8 per call up to float rounding, 4 GB of memory per model
