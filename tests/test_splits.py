@@ -12,7 +12,7 @@ from mer_jax.store import FeatureStore
 from mer_jax.training import steps
 from mer_jax.training.loop import train_and_evaluate
 from mer_jax.training.splits import (_test_shares, load_or_create_splits, monte_carlo_splits,
-                                     splits_from_tables)
+                                     splits_from_tables, store_splits)
 
 
 def test_splits_are_saved_and_reused(tmp_path):
@@ -98,6 +98,8 @@ def test_a_run_on_earlier_tables_test_songs(tiny_store, tiny_config, tmp_path):
     assert saved["test_songs_from"] == tables.test_songs_from
     assert saved["splits"][0] == monte_carlo[0]
     assert saved["splits"][1]["test"] == tested[1] and len(saved["splits"][1]["train"]) == 14
+    respelt = dataclasses.replace(tables, test_songs_from=str(tmp_path / "tables" / "." / "c*.csv"))
+    assert store_splits(tmp_path / "b" / "splits.json", store, 2, respelt) == saved["splits"]
     assert first.predictions[0].read_bytes() == second.predictions[0].read_bytes()
     predicted = read_iterations([second.predictions[1]])[0]
     assert list(predicted.song_ids) == tested[1]

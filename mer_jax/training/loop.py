@@ -89,10 +89,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _unstack(tree, k):
-    return jax.tree_util.tree_map(lambda x: x[k], tree)
-
-
 class MetricsLog:
     """JSON lines; on resume, rows after the restored step are dropped (they will be redone).
     ``enabled=False`` (the other processes of a multi-host run) writes nothing."""
@@ -201,8 +197,7 @@ class Setup:
     inputs: data.ModelInputs
     labels: np.ndarray               # (songs in store, 4)
     steps: int
-    eval_batch: int                  # songs per evaluation call (config.eval_batch, at most
-                                     # the largest test set)
+    eval_batch: int                  # songs per call: config.eval_batch, <= the largest test set
 
     def eval_batches(self) -> tuple[np.ndarray, np.ndarray]:
         """``(I, nb, B)`` padded test indices of each split and their mask (``data.
@@ -269,8 +264,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
               "lstm": lstm.status(), "malloc": malloc_status(),
               "models_in_parallel": trainer.chunk, "models_computed": trainer.padded_models,
               "devices": jax.device_count(), "processes": jax.process_count(),
-              "steps": run.steps,
-              "resumed_from_step": start}
+              "steps": run.steps, "resumed_from_step": start}
     main = distributed.is_main()
     if main:
         files.write_json(workdir / f"run_{mode}.json", record)
@@ -397,7 +391,8 @@ def _export_models(workdir, mode, params, config, run: Setup, preprocessing,
         meta = folder / "model.json"
         if meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fingerprint:
             continue
-        checkpointer.save(folder / "params", _unstack(params, k), force=True)
+        checkpointer.save(folder / "params", jax.tree_util.tree_map(lambda x: x[k], params),
+                          force=True)
         checkpointer.wait_until_finished()
         if distributed.is_main():
             files.write_json(meta, {

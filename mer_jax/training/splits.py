@@ -89,9 +89,8 @@ def store_splits(path: os.PathLike | str, store: FeatureStore, iterations: int,
                                 store.labels[[row[s] for s in ids]], iterations)
     path = Path(path)
     if path.is_file():
-        saved = json.loads(path.read_text())
-        if (saved.get("test_songs_from") != config.test_songs_from
-                or saved["splits"][:iterations] != splits):
+        saved = json.loads(path.read_text())      # the same splits, however the glob is spelt
+        if "test_songs_from" not in saved or saved["splits"][:iterations] != splits:
             raise ValueError(f"{path} holds other splits than the test songs of "
                              f"{config.test_songs_from} (other tables, songs or count); use "
                              "another workdir")
