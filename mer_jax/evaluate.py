@@ -39,7 +39,7 @@ from mer_jax import kl as kl_lib
 from mer_jax import verdict as verdict_lib
 from mer_jax.data.songs import LABEL_NAMES
 from mer_jax.files import write_csv, write_json
-from mer_jax.predictions import IterationTable, PredictionTableError, read_iterations
+from mer_jax.predictions import IterationTable, PredictionTableError, read_iterations, same_truth
 
 METRICS_HEADER = ("iteration", "input", "dimension", "rmse", "pearson_r")
 BASELINES_HEADER = ("iteration", "model", "input", "E_model", "E_constant", "E_calibrated",
@@ -111,7 +111,7 @@ def _aligned(group: list[IterationTable]) -> list[np.ndarray]:
             raise PredictionTableError(f"{table.sources[0]}: its songs differ from those of "
                                        f"{first.sources[0]} (same iteration {table.iteration})")
         order = np.argsort([position[s] for s in table.song_ids])
-        if not np.allclose(table.truth[order], first.truth, atol=1e-6):
+        if not same_truth(table.truth[order], first.truth).all():
             raise PredictionTableError(f"{table.sources[0]}: ground truth differs from "
                                        f"{first.sources[0]} for the same songs")
         orders.append(order)

@@ -71,6 +71,12 @@ def table_key(path: os.PathLike | str) -> tuple[int | None, int]:
     return (int(seed) if seed is not None else None), int(match.group("iteration"))
 
 
+def same_truth(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether ground-truth rows ``(..., 4)`` agree (to the float32 rounding of stored labels and
+    the digits of written tables): ``(...)`` bool, one per song."""
+    return np.isclose(a, b, atol=1e-6).all(axis=-1)
+
+
 def _read_one(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -124,7 +130,7 @@ def _merge(key: tuple[int | None, int], paths: list[Path]) -> IterationTable:
                 f"{path}: its songs differ from those of {paths[0]} (same iteration {iteration})")
         perm = np.array([order[s] for s in other_ids])
         inverse = np.argsort(perm)
-        if not np.allclose(other_truth[inverse], truth, atol=1e-6):
+        if not same_truth(other_truth[inverse], truth).all():
             raise PredictionTableError(
                 f"{path}: ground truth differs from {paths[0]} for the same songs")
         for name, values in other_predictions.items():

@@ -29,7 +29,7 @@ from mer_jax import kl as kl_lib
 from mer_jax import stats
 from mer_jax.evaluate import Evaluation, evaluate_iterations
 from mer_jax.files import write_csv
-from mer_jax.predictions import PredictionTableError, read_iterations
+from mer_jax.predictions import PredictionTableError, read_iterations, same_truth
 
 HEADER = ("iteration", "input", "songs", "E_ours", "E_reference", "M_ours", "M_reference",
           "W_ours_reference")
@@ -62,7 +62,7 @@ def paired_kl(ours: Evaluation, reference: Evaluation) -> dict[str, dict[int, tu
             raise ValueError(f"iteration {iteration}: our test songs {missing[:10]} are not the "
                              "reference's (train with test_songs_from set to its tables)")
         truth, theirs = _truth(ours, iteration), _truth(reference, iteration)
-        off = [s for s in songs if not np.allclose(truth[s], theirs[s], rtol=1e-4, atol=1e-4)]
+        off = [s for s in songs if not same_truth(truth[s], theirs[s])]
         if off:
             raise ValueError(f"iteration {iteration}: the ground truth of songs {off[:10]} "
                              "differs from the reference's (another dataset or labelling?)")

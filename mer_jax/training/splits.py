@@ -19,7 +19,7 @@ import numpy as np
 
 from mer_jax import files, quadrants
 from mer_jax.data.songs import normalize_song_id
-from mer_jax.predictions import read_iterations
+from mer_jax.predictions import read_iterations, same_truth
 from mer_jax.store import FeatureStore
 
 if TYPE_CHECKING:
@@ -84,9 +84,8 @@ def store_splits(path: os.PathLike | str, store: FeatureStore, iterations: int,
     if config.test_songs_from is None:
         return load_or_create_splits(path, ids, iterations, config.test_fraction,
                                      config.split_seed, split_strata(store, ids))
-    row = {song: i for i, song in enumerate(store.ids)}
-    splits = splits_from_tables(config.test_songs_from, ids,
-                                store.labels[[row[s] for s in ids]], iterations)
+    splits = splits_from_tables(config.test_songs_from, ids, store.labels[store.done],
+                                iterations)
     path = Path(path)
     if path.is_file():
         saved = json.loads(path.read_text())      # the same splits, however the glob is spelt
@@ -95,7 +94,6 @@ def store_splits(path: os.PathLike | str, store: FeatureStore, iterations: int,
                              f"{config.test_songs_from} (other tables, songs or count); use "
                              "another workdir")
         return splits
-    path.parent.mkdir(parents=True, exist_ok=True)
     files.write_json(path, {"test_songs_from": config.test_songs_from, "splits": splits})
     return splits
 
@@ -121,7 +119,6 @@ def load_or_create_splits(path: os.PathLike | str, ids: list[str], iterations: i
                              "or count differ); use another workdir")
         return splits[:iterations]
     splits = monte_carlo_splits(ids, iterations, test_fraction, seed, strata)
-    path.parent.mkdir(parents=True, exist_ok=True)
     files.write_json(path, {"seed": seed, "test_fraction": test_fraction,
                             "stratified": stratified, "splits": splits})
     return splits
@@ -159,9 +156,7 @@ def splits_from_tables(pattern: str, ids: list[str], labels: np.ndarray,
             raise ValueError(f"test_songs_from={pattern!r}, iteration {n}: {len(chosen)} of the "
                              f"store's {len(ids)} songs are among its {len(tested[n])} test "
                              "songs; a split needs test and training songs")
-        truth = np.stack([tested[n][key[k]] for k in chosen])
-        off = [ids[k] for k, t in zip(chosen, truth)
-               if not np.allclose(t, labels[k], rtol=1e-4, atol=1e-4)]
+        off = [ids[k] for k in chosen if not same_truth(tested[n][key[k]], labels[k])]
         if off:
             raise ValueError(f"test_songs_from={pattern!r}, iteration {n}: the tables' ground "
                              f"truth differs from the store's labels for songs {off[:10]} "
