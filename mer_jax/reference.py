@@ -7,13 +7,22 @@
 Trained with ``--set test_songs_from=REFERENCE_GLOB`` (``TrainConfig.test_songs_from``), each
 iteration of our models tested songs the reference's tables tested in the same iteration (those
 of our store): the per-song KLs are then paired. Writes ``DIR/reference.csv``, header
-``iteration,input,songs,E_ours,E_reference,M_ours,M_reference,W_ours_reference``: one row per
-iteration and input found in both (E: mean KL, M: median, W: two-sided Wilcoxon p over the
-paired songs), and a ``pooled`` row per input (each song's KL averaged over the iterations
-that tested it, ours and the reference's over the same iterations). With several seeds our KL
-is each song's seed mean. Prints the table and, last, the path of ``reference.csv``.
-Our songs must be among the reference's of each iteration and their ground truth equal; else
-an error names the iteration and songs.
+``iteration,input,songs,E_ours,E_reference,M_ours,M_reference,W_ours_reference,E_constant,``
+``E_calibrated,P_ours_calibrated,P_reference_calibrated``: one row per iteration and input found
+in both (E: mean KL, M: median, W: two-sided Wilcoxon p over the paired songs), and a ``pooled``
+row per input (each song's KL averaged over the iterations that tested it, ours and the
+reference's over the same iterations). With several seeds our KL is each song's seed mean.
+
+The yardsticks, on the same songs: the constant and calibrated-constant baselines
+(``mer_jax.baselines``), fitted per iteration on the labelled songs of the reference's tables
+outside that iteration's test set (as ``mer_jax.evaluate --baselines-from-tables``); P: the skill
+gate's one-sided Wilcoxon p that a side's KL is below the calibrated constant's. The pooled rows'
+P say which side learned (p < 0.05); a difference between sides of which one did not learn is
+printed as such. Without such songs (a single reference table) the baseline columns are empty.
+
+Prints the table, the gates and, last, the path of ``reference.csv``. Our songs must be among the
+reference's of each iteration and their ground truth equal; else an error names the iteration
+and songs.
 """
 from __future__ import annotations
 
@@ -25,22 +34,31 @@ from pathlib import Path
 
 import numpy as np
 
+from mer_jax import baselines, stats, verdict
 from mer_jax import kl as kl_lib
-from mer_jax import stats
 from mer_jax.evaluate import Evaluation, evaluate_iterations
 from mer_jax.files import write_csv
 from mer_jax.predictions import PredictionTableError, read_iterations, same_truth
 
 HEADER = ("iteration", "input", "songs", "E_ours", "E_reference", "M_ours", "M_reference",
-          "W_ours_reference")
+          "W_ours_reference", "E_constant", "E_calibrated", "P_ours_calibrated",
+          "P_reference_calibrated")
+SIDES = ("ours", "reference", "constant", "calibrated")
 
 
-def _row(iteration, name: str, ours: np.ndarray, reference: np.ndarray, median: str) -> dict:
-    """``ours``, ``reference``: (songs,) paired per-song KLs."""
+def _row(iteration, name: str, kl: np.ndarray, median: str) -> dict:
+    """``kl``: (4, songs) paired per-song KLs of SIDES (baselines NaN when unknown)."""
+    ours, reference, constant, calibrated = kl
+    known = bool(np.all(np.isfinite(calibrated)))
+    nan = float("nan")
     return {"iteration": iteration, "input": name, "songs": int(ours.size),
             "E_ours": float(np.mean(ours)), "E_reference": float(np.mean(reference)),
             "M_ours": stats.median(ours, median), "M_reference": stats.median(reference, median),
-            "W_ours_reference": stats.wilcoxon_p(ours, reference)}
+            "W_ours_reference": stats.wilcoxon_p(ours, reference),
+            "E_constant": float(np.mean(constant)), "E_calibrated": float(np.mean(calibrated)),
+            "P_ours_calibrated": stats.wilcoxon_lower_p(ours, calibrated) if known else nan,
+            "P_reference_calibrated": (stats.wilcoxon_lower_p(reference, calibrated) if known
+                                       else nan)}
 
 
 def _truth(evaluation: Evaluation, iteration: int) -> dict[str, np.ndarray]:
@@ -50,8 +68,8 @@ def _truth(evaluation: Evaluation, iteration: int) -> dict[str, np.ndarray]:
 
 
 def paired_kl(ours: Evaluation, reference: Evaluation) -> dict[str, dict[int, tuple]]:
-    """input -> iteration -> (song ids, ours (songs,), reference (songs,)): our test songs of
-    each iteration, both KLs in our song order."""
+    """input -> iteration -> (song ids, (4, songs) KLs of SIDES): our test songs of each
+    iteration, in our song order; the baselines' are the reference evaluation's (NaN without)."""
     out: dict[str, dict[int, tuple]] = {}
     for iteration, songs in sorted(ours.songs.items()):
         if iteration not in reference.songs:
@@ -67,10 +85,13 @@ def paired_kl(ours: Evaluation, reference: Evaluation) -> dict[str, dict[int, tu
             raise ValueError(f"iteration {iteration}: the ground truth of songs {off[:10]} "
                              "differs from the reference's (another dataset or labelling?)")
         order = np.array([position[s] for s in songs])
+        base = reference.baseline_kl.get(iteration, {})
+        yardsticks = [base[b][order] if b in base else np.full(len(songs), np.nan)
+                      for b in ("constant", "calibrated")]
         for name, values in ours.kl[iteration].items():
             if name in reference.kl[iteration]:
-                out.setdefault(name, {})[iteration] = (songs, values,
-                                                       reference.kl[iteration][name][order])
+                out.setdefault(name, {})[iteration] = (songs, np.stack(
+                    [values, reference.kl[iteration][name][order], *yardsticks]))
     if not out:
         raise ValueError("no input (mixed, sep) is in both our tables and the reference's")
     return out
@@ -80,21 +101,40 @@ def compare(ours: Evaluation, reference: Evaluation, median: str = "true") -> li
     """Rows of ``reference.csv`` (module docstring)."""
     rows = []
     for name, per_iteration in paired_kl(ours, reference).items():
-        pooled: dict[str, list[tuple[float, float]]] = {}
-        for iteration, (songs, mine, theirs) in per_iteration.items():
-            rows.append(_row(iteration, name, mine, theirs, median))
-            for song, a, b in zip(songs, mine, theirs):
-                pooled.setdefault(song, []).append((a, b))
-        means = np.array([np.mean(pairs, axis=0) for pairs in pooled.values()])   # (songs, 2)
-        rows.append(_row("pooled", name, means[:, 0], means[:, 1], median))
+        pooled: dict[str, list[np.ndarray]] = {}
+        for iteration, (songs, kl) in per_iteration.items():
+            rows.append(_row(iteration, name, kl, median))
+            for song, values in zip(songs, kl.T):
+                pooled.setdefault(song, []).append(values)
+        means = np.array([np.mean(values, axis=0) for values in pooled.values()])  # (songs, 4)
+        rows.append(_row("pooled", name, means.T, median))
     return rows
 
 
+def gates(rows: list[dict]) -> list[str]:
+    """One line per input from its pooled row: which side learned (beat the calibrated constant,
+    one-sided p < ALPHA) and whether the two sides' difference is a finding."""
+    lines = []
+    for row in (r for r in rows if r["iteration"] == "pooled"):
+        p = {side: row[f"P_{side}_calibrated"] for side in ("ours", "reference")}
+        if not all(np.isfinite(list(p.values()))):
+            lines.append(f"{row['input']}: baselines unknown, no skill gate")
+            continue
+        learned = {side: value < verdict.ALPHA for side, value in p.items()}
+        said = ", ".join(f"{side} {'learned' if learned[side] else 'did not learn'} "
+                         f"(p = {p[side]:.3g})" for side in p)
+        tail = ("both learned: W compares two models that learned" if all(learned.values())
+                else "no finding from W: not both learned")
+        lines.append(f"{row['input']}: {said}; {tail}")
+    return lines
+
+
 def format_rows(rows: list[dict]) -> str:
-    lines = ["iteration  input  songs  E ours  E ref.  M ours  M ref.  W p"]
+    lines = ["iteration  input  songs  E ours  E ref.  M ours  M ref.  W p       E const.  E calib."]
     lines += [f"{str(r['iteration']):>9}  {r['input']:<5}  {r['songs']:>5}  {r['E_ours']:.4f}  "
               f"{r['E_reference']:.4f}  {r['M_ours']:.4f}  {r['M_reference']:.4f}  "
-              f"{r['W_ours_reference']:.3g}" for r in rows]
+              f"{r['W_ours_reference']:<8.3g}  {r['E_constant']:.4f}    {r['E_calibrated']:.4f}"
+              for r in rows]
     return "\n".join(lines)
 
 
@@ -114,20 +154,26 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        evaluations = []
+        tables = []
         for pattern in (args.predictions, args.reference):
             paths = sorted(glob.glob(os.path.expanduser(pattern)))
             if not paths:
                 raise ValueError(f"no files match {pattern}")
-            evaluations.append(evaluate_iterations(read_iterations(paths), args.median,
-                                                   args.min_std))
-        rows = compare(*evaluations, median=args.median)
+            tables.append(read_iterations(paths))
+        try:
+            train_labels = baselines.training_labels_from_tables(tables[1])
+        except ValueError:
+            train_labels = None      # a single reference table: no song outside its test set
+        ours = evaluate_iterations(tables[0], args.median, args.min_std)
+        reference = evaluate_iterations(tables[1], args.median, args.min_std, train_labels)
+        rows = compare(ours, reference, median=args.median)
     except (PredictionTableError, kl_lib.InvalidStdError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     path = Path(args.out) / "reference.csv"
     write_csv(path, HEADER, rows)
     print(format_rows(rows))
+    print("\n".join(gates(rows)))
     print(path)
     return 0
 

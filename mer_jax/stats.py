@@ -39,6 +39,17 @@ def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(scipy.stats.wilcoxon(a, b).pvalue)
 
 
+def wilcoxon_lower_p(a: np.ndarray, b: np.ndarray) -> float:
+    """One-sided paired Wilcoxon signed-rank p-value that ``a`` is lower than ``b`` (the skill
+    gate's test); NaN when undefined (no pairs, or all differences 0)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
+    if a.size == 0 or np.all(a == b):
+        return float("nan")
+    return float(scipy.stats.wilcoxon(a, b, alternative="less").pvalue)
+
+
 def iteration_stats(iteration: int, kl: dict[str, np.ndarray],
                     median_convention: str = "true") -> dict[str, float]:
     """One row of the paper's table from per-song KLs {"mixed": (songs,), "sep": (songs,)}.

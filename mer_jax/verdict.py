@@ -147,9 +147,10 @@ def skill(evaluation, name: str) -> Skill:
     constant = per_song({it: b["constant"] for it, b in evaluation.baseline_kl.items()}, songs)
     a, b = _paired(model, calibrated)
     _, c = _paired(model, constant)
-    p = _lower_p(a, b)
+    p = stats.wilcoxon_lower_p(a, b)
     return Skill(name, bool(np.isfinite(p) and p < ALPHA), p, a.size, float(a.mean()),
-                 float(c.mean()), float(b.mean()), float(np.median(b - a)), _lower_p(a, c))
+                 float(c.mean()), float(b.mean()), float(np.median(b - a)),
+                 stats.wilcoxon_lower_p(a, c))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,13 +185,6 @@ def quadrant_skill(evaluation, name: str) -> QuadrantSkill:
 def gate(evaluation, name: str) -> Skill | QuadrantSkill:
     """The skill gate that fits the evaluation: quadrant accuracy for a categorical one."""
     return quadrant_skill(evaluation, name) if evaluation.categorical else skill(evaluation, name)
-
-
-def _lower_p(a: np.ndarray, b: np.ndarray) -> float:
-    """One-sided paired Wilcoxon p that ``a`` is lower than ``b``; NaN if undefined."""
-    if not a.size or np.all(a == b):
-        return float("nan")
-    return float(scipy.stats.wilcoxon(a, b, alternative="less").pvalue)
 
 
 @dataclasses.dataclass(frozen=True)

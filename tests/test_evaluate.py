@@ -109,8 +109,10 @@ def test_holm_adjustment():
 def test_reference_pairs_our_songs_with_the_authors(paper_predictions, tmp_path, capsys):
     """Tables of 40 of the authors' CRNN test songs in iterations 1-2 whose mixed predictions
     are the authors' sep ones: reference.csv pairs them with the authors' mixed predictions, song
-    by song (KL by the closed form here, Wilcoxon by scipy); a song the authors did not test in
-    that iteration, or another ground truth, is refused."""
+    by song (KL by the closed form here, Wilcoxon by scipy), beside the constant and
+    calibrated-constant baselines fitted on the authors' other labelled songs, with each side's
+    skill gate; a song the authors did not test in that iteration, or another ground truth, is
+    refused."""
     from scipy.stats import wilcoxon
     from mer_jax import reference
 
@@ -118,6 +120,9 @@ def test_reference_pairs_our_songs_with_the_authors(paper_predictions, tmp_path,
         mp, sp, mq, sq = truth[:, :2], truth[:, 2:], q[:, :2], q[:, 2:]
         return np.sum(np.log(sq / sp) + (sp ** 2 + (mp - mq) ** 2) / (2 * sq ** 2) - 0.5, axis=1)
 
+    labelled = {}
+    for table in read_iterations(sorted(paper_predictions.glob("crnn_iteration_*.csv"))):
+        labelled.update(zip(table.song_ids, table.truth))
     tables = read_iterations(sorted(paper_predictions.glob("crnn_iteration_[12].csv")))
     expected, pooled = {}, {}
     for table in tables:
@@ -126,28 +131,40 @@ def test_reference_pairs_our_songs_with_the_authors(paper_predictions, tmp_path,
         sep, mixed = table.predictions["sep"][keep], table.predictions["mixed"][keep]
         write_prediction_table(tmp_path / "ours" / f"mixed_iteration_{table.iteration}.csv", ids,
                                truth, {"mixed": sep})
-        expected[table.iteration] = (kl(truth, sep), kl(truth, mixed))
-        for song, a, b in zip(ids, *expected[table.iteration]):
-            pooled.setdefault(song, []).append((a, b))
+        train = np.array([v for song, v in labelled.items() if song not in table.song_ids])
+        means, sigmas = train[:, :2].mean(0), train[:, 2:]
+        constant = np.tile(train.mean(0), (len(ids), 1))
+        calibrated = np.tile(np.r_[means, np.sqrt((sigmas ** 2).mean(0) + train[:, :2].var(0))],
+                             (len(ids), 1))
+        expected[table.iteration] = (kl(truth, sep), kl(truth, mixed), kl(truth, constant),
+                                     kl(truth, calibrated))
+        for song, *values in zip(ids, *expected[table.iteration]):
+            pooled.setdefault(song, []).append(values)
     args = ["--predictions", str(tmp_path / "ours" / "*.csv"),
             "--reference", str(paper_predictions / "crnn_iteration_*.csv")]
     assert reference.main([*args, "--out", str(tmp_path / "cmp")]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "cmp" /
-                                                                   "reference.csv")
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == str(tmp_path / "cmp" / "reference.csv")
     rows = _rows(tmp_path / "cmp" / "reference.csv")
     assert list(rows[0]) == list(reference.HEADER)
     assert [(r["iteration"], r["input"], r["songs"]) for r in rows] == [
         ("1", "mixed", "40"), ("2", "mixed", "40"), ("pooled", "mixed", str(len(pooled)))]
-    for row, (ours, theirs) in zip(rows, expected.values()):
+    means = np.array([np.mean(v, axis=0) for v in pooled.values()])
+    for row, (ours, theirs, constant, calibrated) in zip(rows, [*expected.values(), means.T]):
         assert float(row["E_ours"]) == pytest.approx(ours.mean(), rel=1e-5)
         assert float(row["E_reference"]) == pytest.approx(theirs.mean(), rel=1e-5)
         assert float(row["M_reference"]) == pytest.approx(np.median(theirs), rel=1e-5)
         assert float(row["W_ours_reference"]) == pytest.approx(wilcoxon(ours, theirs).pvalue,
                                                                rel=1e-4)
-    means = np.array([np.mean(v, axis=0) for v in pooled.values()])
-    assert float(rows[2]["E_ours"]) == pytest.approx(means[:, 0].mean(), rel=1e-5)
-    assert float(rows[2]["W_ours_reference"]) == pytest.approx(
-        wilcoxon(means[:, 0], means[:, 1]).pvalue, rel=1e-4)
+        assert float(row["E_constant"]) == pytest.approx(constant.mean(), rel=1e-5)
+        assert float(row["E_calibrated"]) == pytest.approx(calibrated.mean(), rel=1e-5)
+        for side, values in (("ours", ours), ("reference", theirs)):
+            assert float(row[f"P_{side}_calibrated"]) == pytest.approx(
+                wilcoxon(values, calibrated, alternative="less").pvalue, rel=1e-4)
+    p = [float(rows[2][f"P_{side}_calibrated"]) for side in ("ours", "reference")]
+    said = ["learned" if value < 0.05 else "did not learn" for value in p]
+    assert (f"mixed: ours {said[0]} (p = {p[0]:.3g}), reference {said[1]} (p = {p[1]:.3g})"
+            in out)
     other = read_iterations([paper_predictions / "crnn_iteration_3.csv"])[0]
     write_prediction_table(tmp_path / "ours" / "mixed_iteration_1.csv", other.song_ids[:5],
                            other.truth[:5], {"mixed": other.predictions["mixed"][:5]})
