@@ -19,8 +19,9 @@ to run them:
              per compiled call (it has no vmap rule: ``models_in_parallel`` 1 on one device).
 
 All three give the same parameters (names, shapes, initial values), so a checkpoint trained with
-one runs with the others; the choice is recorded in each run's ``run_<mode>.json``, like the
-convolutions' (``mer_jax.kernels.conv``), and is not part of a run's identity.
+one runs with the others; the choice is recorded for each start of a run in its
+``run_<mode>.json``, like the convolutions' (``mer_jax.kernels.conv``), and is not part of a run's
+identity (``mer_jax.training.workdir``).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ with other settings starts afresh and says what changed), one exported model per
 iteration under DIR/models/, DIR/metrics_<mode>.jsonl, DIR/loss_<mode>.png, DIR/splits.json
 (shared with the Random Forest; Monte-Carlo, or with ``--set test_songs_from=GLOB`` the test
 songs of earlier prediction tables, e.g. the paper authors') and DIR/run_<mode>.json (config,
-fingerprint, git commit).
+fingerprint, git commit; each start's environment under ``starts``).
 ``--dry-run`` builds the model, prints its input shape and, last, ``params: N``.
 ``--distributed``: one of several processes started together (``srun`` on Slurm; see
 mer_jax.distributed): the models are sharded over the devices of all of them, one model per

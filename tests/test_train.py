@@ -17,7 +17,8 @@ from conftest import TINY_OVERRIDES
 from mer_jax import evaluate, files
 from mer_jax.predictions import read_iterations
 from mer_jax.store import FeatureStore
-from mer_jax.training import data, loop, steps
+from mer_jax.training import data, steps
+from mer_jax.training import workdir as workdir_lib
 from mer_jax.training.config import TrainConfig, apply_overrides
 from mer_jax.training.loop import train_and_evaluate
 from mer_jax.training.splits import load_or_create_splits
@@ -247,11 +248,32 @@ def test_a_songs_new_audio_makes_a_new_run(tiny_store, tiny_config, tmp_path):
     store = FeatureStore(tiny_store)
     splits = load_or_create_splits(tmp_path / "splits.json", store.ids, 2, 0.25, seed=4)
     copy = shutil.copytree(tiny_store, tmp_path / "elsewhere.zarr")
-    identity = loop.run_identity(tiny_config, store, "mixed", splits)
-    assert loop.run_identity(tiny_config, FeatureStore(copy), "mixed", splits) == identity
+    identity = workdir_lib.run_identity(tiny_config, store, "mixed", splits)
+    assert workdir_lib.run_identity(tiny_config, FeatureStore(copy), "mixed", splits) == identity
     zarr.open_group(str(copy), mode="r+")["sources"][3] = "0:new audio"
-    assert files.changed_keys(identity, loop.run_identity(
+    assert files.changed_keys(identity, workdir_lib.run_identity(
         tiny_config, FeatureStore(copy), "mixed", splits)) == ["inputs"]
+
+
+def test_run_records_keep_every_start_and_say_when_kernels_change(tmp_path, capsys):
+    """run_<mode>.json's ``starts``: a resumed run keeps its earlier starts (another fingerprint
+    starts afresh); resuming with other kernels is said, restarting from step 0 is not."""
+    env = {"resumed_from_step": 0, "backend": "cpu", "convolutions": "onednn", "lstm": "scan"}
+    first = workdir_lib.starts(tmp_path, "mixed", "f1", env)
+    assert [s["resumed_from_step"] for s in first] == [0] and first[0]["started"]
+    files.write_json(tmp_path / "run_mixed.json", {"fingerprint": "f1", "starts": first})
+    again = workdir_lib.starts(tmp_path, "mixed", "f1", {**env, "resumed_from_step": 4})
+    assert [s["resumed_from_step"] for s in again] == [0, 4]
+    assert capsys.readouterr().out == ""
+    other = {**env, "resumed_from_step": 4, "lstm": "cudnn (MER_JAX_LSTM=cudnn)"}
+    assert len(workdir_lib.starts(tmp_path, "mixed", "f1", other)) == 2
+    said = capsys.readouterr().out
+    assert "with other kernels (lstm: scan -> cudnn (MER_JAX_LSTM=cudnn))" in said
+    assert len(workdir_lib.starts(tmp_path, "mixed", "f1", {**other, "resumed_from_step": 0})) == 2
+    assert len(workdir_lib.starts(tmp_path, "mixed", "f2", other)) == 1
+    assert capsys.readouterr().out == ""
+    files.write_json(tmp_path / "run_mixed.json", {"fingerprint": "f1", **env})   # older format
+    assert workdir_lib.starts(tmp_path, "mixed", "f1", env)[0] == env
 
 
 def test_mixup_mixes_inputs_linearly_and_labels_as_gaussian_mixtures():
@@ -297,6 +319,9 @@ def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path, 
         assert (work / name).is_file(), name
     run = json.loads((work / "run_sep.json").read_text())
     assert len(run["git_commit"]) == 40 and run["config"]["time_bins"] == 128
+    [start] = run["starts"]
+    assert start["resumed_from_step"] == 0 and start["git_commit"] == run["git_commit"]
+    assert start["finished"] and start["step_seconds"] == run["step_seconds"]
     assert (work / "models" / "sep_iteration_2" / "model.json").is_file()
     rows = [json.loads(line) for line in (work / "metrics_sep.jsonl").read_text().splitlines()]
     assert {r["kind"] for r in rows} == {"train", "val"} and len(rows[0]["loss"]) == 2
@@ -397,6 +422,9 @@ def test_killed_run_resumes_to_identical_predictions(tiny_store, tmp_path):
     subprocess.run(command + ["--workdir", str(killed)], check=True, capture_output=True)
     run = json.loads((killed / "run_mixed.json").read_text())
     assert run["resumed_from_step"] >= 2
+    died, resumed = run["starts"]                # each start's record, the killed one's kept
+    assert died["resumed_from_step"] == 0 and "finished" not in died
+    assert resumed["resumed_from_step"] == run["resumed_from_step"] and resumed["finished"]
     for n in (1, 2):
         name = f"predictions/mixed_iteration_{n}.csv"
         assert (killed / name).read_bytes() == (tmp_path / "full" / name).read_bytes()

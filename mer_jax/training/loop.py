@@ -12,7 +12,7 @@ The run's *fingerprint* hashes everything that made its results: the training co
 included), the inputs (``FeatureStore.inputs_key``: what made the mode's spectrograms and each
 song's audio), the mode, the splits and mer-jax's version. A rerun with
 another fingerprint in the same workdir says what changed, removes that mode's old predictions and
-exports, and trains afresh in its own checkpoint folder.
+exports, and trains afresh in its own checkpoint folder (``mer_jax.training.workdir``).
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ import functools
 import json
 import math
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,13 +30,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from mer_jax import __version__, baselines, distributed, files, lstm, plots
+from mer_jax import baselines, distributed, files, lstm, plots
 from mer_jax.kernels import conv
 from mer_jax.model import set_input_norm, set_output_prior
 from mer_jax.predictions import table_name, write_prediction_table
 from mer_jax.runtime import malloc_status
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
+from mer_jax.training import workdir as workdir_lib
 from mer_jax.training.config import TrainConfig
 from mer_jax.training.splits import store_splits
 
@@ -79,67 +78,6 @@ class Models:
 
     def describe(self, k: int) -> str:
         return f"seed {self.seed(k)}, iteration {self.split(k)['iteration']}"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-class MetricsLog:
-    """JSON lines; on resume, rows after the restored step are dropped (they will be redone).
-    ``enabled=False`` (the other processes of a multi-host run) writes nothing."""
-
-    def __init__(self, path: Path, resume_step: int, enabled: bool = True):
-        self.path = path
-        self._file = None if enabled else open(os.devnull, "a")
-        if not enabled:
-            return
-        rows = []
-        if path.is_file() and resume_step > 0:
-            rows = [r for r in map(json.loads, path.read_text().splitlines())
-                    if r["step"] <= resume_step]
-        files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-        self._file = open(path, "a")
-
-    def write(self, **row) -> None:
-        self._file.write(json.dumps(row) + "\n")
-
-    def flush(self) -> None:
-        self._file.flush()
-        if self._file.name != os.devnull:
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def run_identity(config: TrainConfig, store: FeatureStore, mode: str, splits: list[dict]) -> dict:
-    """Everything that makes a run's results (hashed into its fingerprint), as plain JSON."""
-    return json.loads(json.dumps({
-        "config": config.to_dict(), "inputs": store.inputs_key(f"{mode}/spectrogram", splits),
-        "mode": mode, "splits": splits, "mer_jax": __version__}))
-
-
-def claim_workdir(workdir: Path, mode: str, identity: dict) -> str:
-    """The run's fingerprint. When ``run_<mode>.json`` holds another one, say what changed and
-    remove that mode's predictions and exports (their checkpoints stay in their own folder)."""
-    fingerprint = files.fingerprint(identity)
-    record = workdir / f"run_{mode}.json"
-    if record.is_file():
-        old = json.loads(record.read_text())
-        if old.get("fingerprint") != fingerprint and distributed.is_main():
-            changed = files.changed_keys(old.get("identity", {}), identity) or ["(older format)"]
-            print(f"{workdir}: the {mode} run there was made with other settings "
-                  f"(changed: {', '.join(changed[:8])}); training afresh")
-            for path in (workdir / "predictions").glob(f"{mode}_*iteration_*.csv"):
-                path.unlink()
-            for path in (workdir / "models").glob(f"{mode}_*iteration_*"):
-                shutil.rmtree(path)
-    return fingerprint
 
 
 def init_models(config: TrainConfig, models: Models, inputs: data.ModelInputs,
@@ -239,8 +177,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
             setup_run(config, store, mode, iterations or config.iterations, splits_path)
         distributed.barrier("splits")
     run = setup_run(config, store, mode, iterations or config.iterations, splits_path)
-    identity = run_identity(config, store, mode, run.models.splits)
-    fingerprint = claim_workdir(workdir, mode, identity)
+    identity = workdir_lib.run_identity(config, store, mode, run.models.splits)
+    fingerprint = workdir_lib.claim_workdir(workdir, mode, identity)
     k_models = len(run.models)
     learning_rate = steps.learning_rate(config.learning_rate, config.lr_schedule, run.steps,
                                         config.warmup_steps)
@@ -255,16 +193,18 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     start = checkpoints.latest_step() or 0
     if start:
         state = checkpoints.restore(start, args=ocp.args.StandardRestore(state))
+    environment = {"resumed_from_step": start, "git_commit": workdir_lib.git_commit(),
+                   "jax": jax.__version__, "backend": jax.default_backend(),
+                   "convolutions": conv.status(), "lstm": lstm.status(),
+                   "malloc": malloc_status(), "models_in_parallel": trainer.chunk,
+                   "models_computed": trainer.padded_models, "devices": jax.device_count(),
+                   "processes": jax.process_count()}
     record = {"mode": mode, "fingerprint": fingerprint, "identity": identity,
               "config": config.to_dict(), "store": str(Path(store_path).resolve()),
               "store_config_hash": store.attrs.get("config_hash"),
               "iterations": len(run.models.splits), "seeds": run.models.seeds,
-              "models": k_models, "git_commit": git_commit(), "jax": jax.__version__,
-              "backend": jax.default_backend(), "convolutions": conv.status(),
-              "lstm": lstm.status(), "malloc": malloc_status(),
-              "models_in_parallel": trainer.chunk, "models_computed": trainer.padded_models,
-              "devices": jax.device_count(), "processes": jax.process_count(),
-              "steps": run.steps, "resumed_from_step": start}
+              "models": k_models, "steps": run.steps, **environment,
+              "starts": workdir_lib.starts(workdir, mode, fingerprint, environment)}
     main = distributed.is_main()
     if main:
         files.write_json(workdir / f"run_{mode}.json", record)
@@ -274,6 +214,8 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     _export_models(workdir, mode, distributed.host_values(trainer.merge(groups).params), config,
                    run, store.attrs.get("config"), fingerprint)
     record.update(timing, train_step_compilations=trainer.compilations())
+    record["starts"][-1].update(timing, train_step_compilations=trainer.compilations(),
+                                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if main:
         plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
                           title=f"CRNN ({mode}): mean loss over {k_models} models")
@@ -310,7 +252,7 @@ def _train(config, run: Setup, mode, trainer, groups, checkpoints, start, log_pa
         config.batch_size, [(models.seed(k), models.split(k)["iteration"])
                             for k in range(len(models))], start, run.steps, config.prefetch,
         crop=config.crop_bins, mixup_alpha=config.mixup)
-    log = MetricsLog(log_path, start, enabled=distributed.is_main())
+    log = workdir_lib.MetricsLog(log_path, start, enabled=distributed.is_main())
     bar = tqdm(total=run.steps, initial=start, unit="step", disable=not progress,
                desc=f"training {len(models)} x {mode}")
     step_time, timed_steps = 0.0, 0

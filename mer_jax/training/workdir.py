@@ -1,0 +1,107 @@
+"""A workdir's bookkeeping, per input mode: the run record ``run_<mode>.json``, the fingerprint
+that keys checkpoints and results, and the JSON-lines metrics log.
+
+``run_<mode>.json`` holds the run's identity (everything hashed into its fingerprint), the
+environment of its latest start at top level (git commit, jax, backend, convolution and LSTM
+kernels, devices, ...) and ``starts``: one entry per start of the same run, oldest first, each
+with the step it resumed from, its environment, and, when it finished, its timings. A start
+whose kernels or backend differ from the previous start's is said on stdout: its models are
+then not bit-for-bit those of an uninterrupted run (the same function up to float rounding).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from mer_jax import __version__, distributed, files
+from mer_jax.store import FeatureStore
+from mer_jax.training.config import TrainConfig
+
+# what must match between starts for a resumed run to equal an uninterrupted one bit for bit
+KERNEL_KEYS = ("backend", "convolutions", "lstm")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_identity(config: TrainConfig, store: FeatureStore, mode: str, splits: list[dict]) -> dict:
+    """Everything that makes a run's results (hashed into its fingerprint), as plain JSON."""
+    return json.loads(json.dumps({
+        "config": config.to_dict(), "inputs": store.inputs_key(f"{mode}/spectrogram", splits),
+        "mode": mode, "splits": splits, "mer_jax": __version__}))
+
+
+def claim_workdir(workdir: Path, mode: str, identity: dict) -> str:
+    """The run's fingerprint. When ``run_<mode>.json`` holds another one, say what changed and
+    remove that mode's predictions and exports (their checkpoints stay in their own folder)."""
+    fingerprint = files.fingerprint(identity)
+    record = workdir / f"run_{mode}.json"
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old.get("fingerprint") != fingerprint and distributed.is_main():
+            changed = files.changed_keys(old.get("identity", {}), identity) or ["(older format)"]
+            print(f"{workdir}: the {mode} run there was made with other settings "
+                  f"(changed: {', '.join(changed[:8])}); training afresh")
+            for path in (workdir / "predictions").glob(f"{mode}_*iteration_*.csv"):
+                path.unlink()
+            for path in (workdir / "models").glob(f"{mode}_*iteration_*"):
+                shutil.rmtree(path)
+    return fingerprint
+
+
+def starts(workdir: Path, mode: str, fingerprint: str, start: dict) -> list[dict]:
+    """The run's starts, this one (``start``: its step and environment) last: the earlier ones
+    from ``run_<mode>.json`` when it records the same fingerprint (a resumed run), else none.
+    Says so when the kernels differ from the previous start's."""
+    record = workdir / f"run_{mode}.json"
+    earlier = []
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old.get("fingerprint") == fingerprint:
+            earlier = old.get("starts") or [{k: old.get(k) for k in
+                                             ("resumed_from_step", *KERNEL_KEYS)}]
+    # a start that died before its first checkpoint is redone from the same step: keep both
+    changed = [f"{k}: {earlier[-1].get(k)} -> {start[k]}" for k in KERNEL_KEYS
+               if earlier and start.get("resumed_from_step") and earlier[-1].get(k) != start[k]]
+    if changed and distributed.is_main():
+        print(f"{workdir}: resuming the {mode} run at step {start['resumed_from_step']} with other "
+              f"kernels ({'; '.join(changed)}): its models equal an uninterrupted run's only up "
+              "to float rounding")
+    return [*earlier, {**start, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+
+
+class MetricsLog:
+    """JSON lines; on resume, rows after the restored step are dropped (they will be redone).
+    ``enabled=False`` (the other processes of a multi-host run) writes nothing."""
+
+    def __init__(self, path: Path, resume_step: int, enabled: bool = True):
+        self.path = path
+        self._file = None if enabled else open(os.devnull, "a")
+        if not enabled:
+            return
+        rows = []
+        if path.is_file() and resume_step > 0:
+            rows = [r for r in map(json.loads, path.read_text().splitlines())
+                    if r["step"] <= resume_step]
+        files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        self._file = open(path, "a")
+
+    def write(self, **row) -> None:
+        self._file.write(json.dumps(row) + "\n")
+
+    def flush(self) -> None:
+        self._file.flush()
+        if self._file.name != os.devnull:
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
