@@ -226,24 +226,7 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
     hashes = store_hashes(config, dataset, stem_files)
     path, _ = store_path(cache_dir, data_dir, config, dataset, hashes["config_hash"])
     if not path.exists():
-        shapes = store_lib.StoreShapes(
-            songs=len(dataset), bins=config.spectrogram.bins,
-            time_bins=config.spectrogram.time_bins, samples=config.clip_samples,
-            opensmile=opensmile_features.N_FEATURES)
-        attrs = {"config": config.to_dict(), **hashes,
-                 "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve()),
-                             "categorical": dataset.categorical},
-                 "skipped": {s.song_id: s.reason for s in dataset.skipped},
-                 "stems": list(store_lib.STEMS),
-                 "opensmile_version": opensmile_features.opensmile_version(),
-                 "opensmile_features": opensmile_features.feature_names()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            store_lib.create_store(path, [s.song_id for s in dataset],
-                                   np.stack([s.labels for s in dataset]), shapes, attrs)
-        except OSError:
-            if not path.exists():  # lost a creation race: the other process's store is fine
-                raise
+        _create_store(path, config, dataset, hashes, data_dir)
     start, stop = shard_songs(len(dataset), shard)
     with store_lib.StoreLock(path, start, None if shard[1] == 1 else stop):
         root = zarr.open_group(str(path), mode="r+")
@@ -273,6 +256,30 @@ def preprocess(data_dir: os.PathLike | str, config: PreprocessConfig,
                 _consume(root, pool.imap_unordered(_run_worker, todo), bar)
         bar.close()
     return path
+
+
+def _create_store(path: Path, config: PreprocessConfig, dataset: Dataset, hashes: dict,
+                  data_dir) -> None:
+    """An empty store for ``dataset`` at ``path``, its attributes saying what makes it (config,
+    hashes, dataset, stems, openSMILE); losing a creation race to another process is fine."""
+    shapes = store_lib.StoreShapes(
+        songs=len(dataset), bins=config.spectrogram.bins,
+        time_bins=config.spectrogram.time_bins, samples=config.clip_samples,
+        opensmile=opensmile_features.N_FEATURES)
+    attrs = {"config": config.to_dict(), **hashes,
+             "dataset": {**dataset_fingerprint(dataset), "root": str(Path(data_dir).resolve()),
+                         "categorical": dataset.categorical},
+             "skipped": {s.song_id: s.reason for s in dataset.skipped},
+             "stems": list(store_lib.STEMS),
+             "opensmile_version": opensmile_features.opensmile_version(),
+             "opensmile_features": opensmile_features.feature_names()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        store_lib.create_store(path, [s.song_id for s in dataset],
+                               np.stack([s.labels for s in dataset]), shapes, attrs)
+    except OSError:
+        if not path.exists():  # lost a creation race: the other process's store is fine
+            raise
 
 
 def _stems_donor(path: Path, dataset: Dataset) -> Path | None:

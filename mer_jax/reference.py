@@ -8,10 +8,12 @@ Trained with ``--set test_songs_from=REFERENCE_GLOB`` (``TrainConfig.test_songs_
 iteration of our models tested songs the reference's tables tested in the same iteration (those
 of our store): the per-song KLs are then paired. Writes ``DIR/reference.csv``, header
 ``iteration,input,songs,E_ours,E_reference,M_ours,M_reference,W_ours_reference,E_constant,``
-``E_calibrated,P_ours_calibrated,P_reference_calibrated``: one row per iteration and input found
-in both (E: mean KL, M: median, W: two-sided Wilcoxon p over the paired songs), and a ``pooled``
-row per input (each song's KL averaged over the iterations that tested it, ours and the
-reference's over the same iterations). With several seeds our KL is each song's seed mean.
+``E_calibrated,P_ours_calibrated,P_reference_calibrated,seeds,E_ours_seed_min,E_ours_seed_max``:
+one row per iteration and input found in both (E: mean KL, M: median, W: two-sided Wilcoxon p
+over the paired songs), and a ``pooled`` row per input (each song's KL averaged over the
+iterations that tested it, ours and the reference's over the same iterations). With several
+seeds our KL is each song's seed mean, and the seed columns give the spread: our E per seed
+(its models alone), lowest and highest.
 
 The yardsticks, on the same songs: the constant and calibrated-constant baselines
 (``mer_jax.baselines``), fitted per iteration on the labelled songs of the reference's tables
@@ -42,12 +44,13 @@ from mer_jax.predictions import PredictionTableError, read_iterations, same_trut
 
 HEADER = ("iteration", "input", "songs", "E_ours", "E_reference", "M_ours", "M_reference",
           "W_ours_reference", "E_constant", "E_calibrated", "P_ours_calibrated",
-          "P_reference_calibrated")
+          "P_reference_calibrated", "seeds", "E_ours_seed_min", "E_ours_seed_max")
 SIDES = ("ours", "reference", "constant", "calibrated")
 
 
-def _row(iteration, name: str, kl: np.ndarray, median: str) -> dict:
-    """``kl``: (4, songs) paired per-song KLs of SIDES (baselines NaN when unknown)."""
+def _row(iteration, name: str, kl: np.ndarray, seed_means: list[float], median: str) -> dict:
+    """``kl``: (4, songs) paired per-song KLs of SIDES (baselines NaN when unknown);
+    ``seed_means``: our mean KL over the same songs, one per model seed."""
     ours, reference, constant, calibrated = kl
     known = bool(np.all(np.isfinite(calibrated)))
     nan = float("nan")
@@ -58,7 +61,9 @@ def _row(iteration, name: str, kl: np.ndarray, median: str) -> dict:
             "E_constant": float(np.mean(constant)), "E_calibrated": float(np.mean(calibrated)),
             "P_ours_calibrated": stats.wilcoxon_lower_p(ours, calibrated) if known else nan,
             "P_reference_calibrated": (stats.wilcoxon_lower_p(reference, calibrated) if known
-                                       else nan)}
+                                       else nan),
+            "seeds": len(seed_means), "E_ours_seed_min": float(min(seed_means)),
+            "E_ours_seed_max": float(max(seed_means))}
 
 
 def _truth(evaluation: Evaluation, iteration: int) -> dict[str, np.ndarray]:
@@ -68,8 +73,9 @@ def _truth(evaluation: Evaluation, iteration: int) -> dict[str, np.ndarray]:
 
 
 def paired_kl(ours: Evaluation, reference: Evaluation) -> dict[str, dict[int, tuple]]:
-    """input -> iteration -> (song ids, (4, songs) KLs of SIDES): our test songs of each
-    iteration, in our song order; the baselines' are the reference evaluation's (NaN without)."""
+    """input -> iteration -> (song ids, (4, songs) KLs of SIDES, {seed: (songs,) our KL}): our
+    test songs of each iteration, in our song order; the baselines' are the reference
+    evaluation's (NaN without)."""
     out: dict[str, dict[int, tuple]] = {}
     for iteration, songs in sorted(ours.songs.items()):
         if iteration not in reference.songs:
@@ -90,8 +96,10 @@ def paired_kl(ours: Evaluation, reference: Evaluation) -> dict[str, dict[int, tu
                       for b in ("constant", "calibrated")]
         for name, values in ours.kl[iteration].items():
             if name in reference.kl[iteration]:
+                seeds = {seed: kl[iteration][name] for seed, kl in ours.kl_by_seed.items()
+                         if iteration in kl}
                 out.setdefault(name, {})[iteration] = (songs, np.stack(
-                    [values, reference.kl[iteration][name][order], *yardsticks]))
+                    [values, reference.kl[iteration][name][order], *yardsticks]), seeds)
     if not out:
         raise ValueError("no input (mixed, sep) is in both our tables and the reference's")
     return out
@@ -102,12 +110,17 @@ def compare(ours: Evaluation, reference: Evaluation, median: str = "true") -> li
     rows = []
     for name, per_iteration in paired_kl(ours, reference).items():
         pooled: dict[str, list[np.ndarray]] = {}
-        for iteration, (songs, kl) in per_iteration.items():
-            rows.append(_row(iteration, name, kl, median))
+        by_seed: dict = {}                                   # seed -> song -> [KL per iteration]
+        for iteration, (songs, kl, seeds) in per_iteration.items():
+            rows.append(_row(iteration, name, kl, [v.mean() for v in seeds.values()], median))
             for song, values in zip(songs, kl.T):
                 pooled.setdefault(song, []).append(values)
+            for seed, values in seeds.items():
+                for song, value in zip(songs, values):
+                    by_seed.setdefault(seed, {}).setdefault(song, []).append(value)
         means = np.array([np.mean(values, axis=0) for values in pooled.values()])  # (songs, 4)
-        rows.append(_row("pooled", name, means.T, median))
+        seed_means = [np.mean([np.mean(v) for v in songs.values()]) for songs in by_seed.values()]
+        rows.append(_row("pooled", name, means.T, seed_means, median))
     return rows
 
 
@@ -130,8 +143,10 @@ def gates(rows: list[dict]) -> list[str]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = ["iteration  input  songs  E ours  E ref.  M ours  M ref.  W p       E const.  E calib."]
-    lines += [f"{str(r['iteration']):>9}  {r['input']:<5}  {r['songs']:>5}  {r['E_ours']:.4f}  "
+    lines = ["iteration  input  songs  E ours (seeds)           E ref.  M ours  M ref.  W p       "
+             "E const.  E calib."]
+    lines += [f"{str(r['iteration']):>9}  {r['input']:<5}  {r['songs']:>5}  {r['E_ours']:.4f} "
+              f"({r['E_ours_seed_min']:.4f}-{r['E_ours_seed_max']:.4f})  "
               f"{r['E_reference']:.4f}  {r['M_ours']:.4f}  {r['M_reference']:.4f}  "
               f"{r['W_ours_reference']:<8.3g}  {r['E_constant']:.4f}    {r['E_calibrated']:.4f}"
               for r in rows]

@@ -165,6 +165,25 @@ def test_reference_pairs_our_songs_with_the_authors(paper_predictions, tmp_path,
     said = ["learned" if value < 0.05 else "did not learn" for value in p]
     assert (f"mixed: ours {said[0]} (p = {p[0]:.3g}), reference {said[1]} (p = {p[1]:.3g})"
             in out)
+    assert [r["seeds"] for r in rows] == ["1"] * 3
+    assert rows[2]["E_ours_seed_min"] == rows[2]["E_ours_seed_max"] == rows[2]["E_ours"]
+    # two seeds (the authors' sep and mixed predictions as ours): E is over the songs' seed means,
+    # the seed columns each seed's own E
+    for table in tables:
+        for seed, name in enumerate(("sep", "mixed")):
+            write_prediction_table(tmp_path / "seeds" / f"mixed_seed_{seed}_iteration_"
+                                   f"{table.iteration}.csv", table.song_ids[10:50],
+                                   table.truth[10:50], {"mixed": table.predictions[name][10:50]})
+    assert reference.main(["--predictions", str(tmp_path / "seeds" / "*.csv"), *args[2:],
+                           "--out", str(tmp_path / "cmp2")]) == 0
+    rows = _rows(tmp_path / "cmp2" / "reference.csv")
+    for row, (seed0, seed1) in zip(rows, [*(v[:2] for v in expected.values()), means.T[:2]]):
+        assert row["seeds"] == "2"
+        assert float(row["E_ours"]) == pytest.approx((seed0 + seed1).mean() / 2, rel=1e-5)
+        assert float(row["E_ours_seed_min"]) == pytest.approx(min(seed0.mean(), seed1.mean()),
+                                                              rel=1e-5)
+        assert float(row["E_ours_seed_max"]) == pytest.approx(max(seed0.mean(), seed1.mean()),
+                                                              rel=1e-5)
     other = read_iterations([paper_predictions / "crnn_iteration_3.csv"])[0]
     write_prediction_table(tmp_path / "ours" / "mixed_iteration_1.csv", other.song_ids[:5],
                            other.truth[:5], {"mixed": other.predictions["mixed"][:5]})

@@ -257,8 +257,10 @@ def test_a_songs_new_audio_makes_a_new_run(tiny_store, tiny_config, tmp_path):
 
 def test_run_records_keep_every_start_and_say_when_kernels_change(tmp_path, capsys):
     """run_<mode>.json's ``starts``: a resumed run keeps its earlier starts (another fingerprint
-    starts afresh); resuming with other kernels is said, restarting from step 0 is not."""
-    env = {"resumed_from_step": 0, "backend": "cpu", "convolutions": "onednn", "lstm": "scan"}
+    starts afresh); resuming in another setup (here other LSTM kernels) is said, restarting from
+    step 0 is not."""
+    env = {"resumed_from_step": 0, "git_commit": "c1", "jax": "0.10.2", "backend": "cpu",
+           "convolutions": "onednn", "lstm": "scan", "models_in_parallel": 1}
     first = workdir_lib.starts(tmp_path, "mixed", "f1", env)
     assert [s["resumed_from_step"] for s in first] == [0] and first[0]["started"]
     files.write_json(tmp_path / "run_mixed.json", {"fingerprint": "f1", "starts": first})
@@ -268,7 +270,7 @@ def test_run_records_keep_every_start_and_say_when_kernels_change(tmp_path, caps
     other = {**env, "resumed_from_step": 4, "lstm": "cudnn (MER_JAX_LSTM=cudnn)"}
     assert len(workdir_lib.starts(tmp_path, "mixed", "f1", other)) == 2
     said = capsys.readouterr().out
-    assert "with other kernels (lstm: scan -> cudnn (MER_JAX_LSTM=cudnn))" in said
+    assert "in another setup (lstm: scan -> cudnn (MER_JAX_LSTM=cudnn))" in said
     assert len(workdir_lib.starts(tmp_path, "mixed", "f1", {**other, "resumed_from_step": 0})) == 2
     assert len(workdir_lib.starts(tmp_path, "mixed", "f2", other)) == 1
     assert capsys.readouterr().out == ""

@@ -30,11 +30,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
-from mer_jax import baselines, distributed, files, lstm, plots
-from mer_jax.kernels import conv
+from mer_jax import baselines, distributed, files, plots
 from mer_jax.model import set_input_norm, set_output_prior
 from mer_jax.predictions import table_name, write_prediction_table
-from mer_jax.runtime import malloc_status
 from mer_jax.store import FeatureStore
 from mer_jax.training import data, steps
 from mer_jax.training import workdir as workdir_lib
@@ -193,12 +191,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     start = checkpoints.latest_step() or 0
     if start:
         state = checkpoints.restore(start, args=ocp.args.StandardRestore(state))
-    environment = {"resumed_from_step": start, "git_commit": workdir_lib.git_commit(),
-                   "jax": jax.__version__, "backend": jax.default_backend(),
-                   "convolutions": conv.status(), "lstm": lstm.status(),
-                   "malloc": malloc_status(), "models_in_parallel": trainer.chunk,
-                   "models_computed": trainer.padded_models, "devices": jax.device_count(),
-                   "processes": jax.process_count()}
+    environment = workdir_lib.environment(start, trainer.chunk, trainer.padded_models)
     record = {"mode": mode, "fingerprint": fingerprint, "identity": identity,
               "config": config.to_dict(), "store": str(Path(store_path).resolve()),
               "store_config_hash": store.attrs.get("config_hash"),
@@ -213,9 +206,7 @@ def train_and_evaluate(config: TrainConfig, store_path: os.PathLike | str,
     predictions = _write_predictions(workdir, mode, run, run.eval_batches()[0], groups, trainer)
     _export_models(workdir, mode, distributed.host_values(trainer.merge(groups).params), config,
                    run, store.attrs.get("config"), fingerprint)
-    record.update(timing, train_step_compilations=trainer.compilations())
-    record["starts"][-1].update(timing, train_step_compilations=trainer.compilations(),
-                                finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    workdir_lib.finished(record, timing, train_step_compilations=trainer.compilations())
     if main:
         plots.loss_curves(workdir / f"metrics_{mode}.jsonl", workdir / f"loss_{mode}.png",
                           title=f"CRNN ({mode}): mean loss over {k_models} models")

@@ -4,9 +4,10 @@ that keys checkpoints and results, and the JSON-lines metrics log.
 ``run_<mode>.json`` holds the run's identity (everything hashed into its fingerprint), the
 environment of its latest start at top level (git commit, jax, backend, convolution and LSTM
 kernels, devices, ...) and ``starts``: one entry per start of the same run, oldest first, each
-with the step it resumed from, its environment, and, when it finished, its timings. A start
-whose kernels or backend differ from the previous start's is said on stdout: its models are
-then not bit-for-bit those of an uninterrupted run (the same function up to float rounding).
+with the step it resumed from, its environment, and, when it finished, its timings. A resumed
+start whose code, jax, backend, kernels or model grouping differ from the previous start's is
+said on stdout: its models are then not bit for bit those of an uninterrupted run (the same
+functions up to float rounding).
 """
 from __future__ import annotations
 
@@ -17,12 +18,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from mer_jax import __version__, distributed, files
+import jax
+
+from mer_jax import __version__, distributed, files, lstm
+from mer_jax.kernels import conv
+from mer_jax.runtime import malloc_status
 from mer_jax.store import FeatureStore
 from mer_jax.training.config import TrainConfig
 
-# what must match between starts for a resumed run to equal an uninterrupted one bit for bit
-KERNEL_KEYS = ("backend", "convolutions", "lstm")
+# what, changed between starts, makes a resumed run's models differ from an uninterrupted run's
+# (at float level: the same functions, other kernels or programs)
+RESUME_KEYS = ("git_commit", "jax", "backend", "convolutions", "lstm", "models_in_parallel")
 
 
 def git_commit() -> str:
@@ -58,6 +64,22 @@ def claim_workdir(workdir: Path, mode: str, identity: dict) -> str:
     return fingerprint
 
 
+def environment(start: int, models_in_parallel: int, models_computed: int) -> dict:
+    """This start's environment, for the run record: the step it resumed from (0: a fresh
+    start), the code, jax and backend, the kernels, the memory allocator and the model layout."""
+    return {"resumed_from_step": start, "git_commit": git_commit(), "jax": jax.__version__,
+            "backend": jax.default_backend(), "convolutions": conv.status(),
+            "lstm": lstm.status(), "malloc": malloc_status(),
+            "models_in_parallel": models_in_parallel, "models_computed": models_computed,
+            "devices": jax.device_count(), "processes": jax.process_count()}
+
+
+def finished(record: dict, timing: dict, **more) -> None:
+    """Add a finished start's timings (and ``more``) to the record and to its last start."""
+    record.update(timing, **more)
+    record["starts"][-1].update(timing, **more, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
 def starts(workdir: Path, mode: str, fingerprint: str, start: dict) -> list[dict]:
     """The run's starts, this one (``start``: its step and environment) last: the earlier ones
     from ``run_<mode>.json`` when it records the same fingerprint (a resumed run), else none.
@@ -68,13 +90,13 @@ def starts(workdir: Path, mode: str, fingerprint: str, start: dict) -> list[dict
         old = json.loads(record.read_text())
         if old.get("fingerprint") == fingerprint:
             earlier = old.get("starts") or [{k: old.get(k) for k in
-                                             ("resumed_from_step", *KERNEL_KEYS)}]
+                                             ("resumed_from_step", *RESUME_KEYS)}]
     # a start that died before its first checkpoint is redone from the same step: keep both
-    changed = [f"{k}: {earlier[-1].get(k)} -> {start[k]}" for k in KERNEL_KEYS
+    changed = [f"{k}: {earlier[-1].get(k)} -> {start[k]}" for k in RESUME_KEYS
                if earlier and start.get("resumed_from_step") and earlier[-1].get(k) != start[k]]
     if changed and distributed.is_main():
-        print(f"{workdir}: resuming the {mode} run at step {start['resumed_from_step']} with other "
-              f"kernels ({'; '.join(changed)}): its models equal an uninterrupted run's only up "
+        print(f"{workdir}: resuming the {mode} run at step {start['resumed_from_step']} in another "
+              f"setup ({'; '.join(changed)}): its models equal an uninterrupted run's only up "
               "to float rounding")
     return [*earlier, {**start, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
 
