@@ -29,25 +29,16 @@ def median(values: np.ndarray, convention: str = "true") -> float:
     raise ValueError(f"unknown median convention {convention!r}; choose from {MEDIAN_CONVENTIONS}")
 
 
-def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided paired Wilcoxon signed-rank p-value; NaN when undefined (all differences 0)."""
+def wilcoxon_p(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> float:
+    """Paired Wilcoxon signed-rank p-value, two-sided or (``alternative="less"``, the skill
+    gate's test) that ``a`` is lower than ``b``; NaN when undefined (no pairs, all differences
+    0)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
     if a.size == 0 or np.all(a == b):
         return float("nan")
-    return float(scipy.stats.wilcoxon(a, b).pvalue)
-
-
-def wilcoxon_lower_p(a: np.ndarray, b: np.ndarray) -> float:
-    """One-sided paired Wilcoxon signed-rank p-value that ``a`` is lower than ``b`` (the skill
-    gate's test); NaN when undefined (no pairs, or all differences 0)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
-    if a.size == 0 or np.all(a == b):
-        return float("nan")
-    return float(scipy.stats.wilcoxon(a, b, alternative="less").pvalue)
+    return float(scipy.stats.wilcoxon(a, b, alternative=alternative).pvalue)
 
 
 def iteration_stats(iteration: int, kl: dict[str, np.ndarray],

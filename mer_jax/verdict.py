@@ -147,10 +147,10 @@ def skill(evaluation, name: str) -> Skill:
     constant = per_song({it: b["constant"] for it, b in evaluation.baseline_kl.items()}, songs)
     a, b = _paired(model, calibrated)
     _, c = _paired(model, constant)
-    p = stats.wilcoxon_lower_p(a, b)
+    p = stats.wilcoxon_p(a, b, "less")
     return Skill(name, bool(np.isfinite(p) and p < ALPHA), p, a.size, float(a.mean()),
                  float(c.mean()), float(b.mean()), float(np.median(b - a)),
-                 stats.wilcoxon_lower_p(a, c))
+                 stats.wilcoxon_p(a, c, "less"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,7 +83,7 @@ def finished(record: dict, timing: dict, **more) -> None:
 def starts(workdir: Path, mode: str, fingerprint: str, start: dict) -> list[dict]:
     """The run's starts, this one (``start``: its step and environment) last: the earlier ones
     from ``run_<mode>.json`` when it records the same fingerprint (a resumed run), else none.
-    Says so when the kernels differ from the previous start's."""
+    Says so when a resumed start's setup (RESUME_KEYS) differs from the previous start's."""
     record = workdir / f"run_{mode}.json"
     earlier = []
     if record.is_file():
