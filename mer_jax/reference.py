@@ -109,17 +109,16 @@ def compare(ours: Evaluation, reference: Evaluation, median: str = "true") -> li
     """Rows of ``reference.csv`` (module docstring)."""
     rows = []
     for name, per_iteration in paired_kl(ours, reference).items():
-        pooled: dict[str, list[np.ndarray]] = {}
-        by_seed: dict = {}                                   # seed -> song -> [KL per iteration]
-        for iteration, (songs, kl, seeds) in per_iteration.items():
+        songs = {iteration: entry[0] for iteration, entry in per_iteration.items()}
+        for iteration, (_, kl, seeds) in per_iteration.items():
             rows.append(_row(iteration, name, kl, [v.mean() for v in seeds.values()], median))
-            for song, values in zip(songs, kl.T):
-                pooled.setdefault(song, []).append(values)
-            for seed, values in seeds.items():
-                for song, value in zip(songs, values):
-                    by_seed.setdefault(seed, {}).setdefault(song, []).append(value)
-        means = np.array([np.mean(values, axis=0) for values in pooled.values()])  # (songs, 4)
-        seed_means = [np.mean([np.mean(v) for v in songs.values()]) for songs in by_seed.values()]
+        sides = [verdict.per_song({it: kl[k] for it, (_, kl, _) in per_iteration.items()}, songs)
+                 for k in range(len(SIDES))]
+        means = np.array([list(side.values()) for side in sides]).T          # (songs, 4)
+        all_seeds = {seed for _, _, seeds in per_iteration.values() for seed in seeds}
+        seed_means = [np.mean(list(verdict.per_song(
+            {it: seeds[seed] for it, (_, _, seeds) in per_iteration.items() if seed in seeds},
+            songs).values())) for seed in all_seeds]
         rows.append(_row("pooled", name, means.T, seed_means, median))
     return rows
 
