@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -320,7 +321,8 @@ def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path, 
     for name in ("splits.json", "metrics_sep.jsonl", "loss_sep.png", "run_sep.json"):
         assert (work / name).is_file(), name
     run = json.loads((work / "run_sep.json").read_text())
-    assert len(run["git_commit"]) == 40 and run["config"]["time_bins"] == 128
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", run["git_commit"])
+    assert run["config"]["time_bins"] == 128
     [start] = run["starts"]
     assert start["resumed_from_step"] == 0 and start["git_commit"] == run["git_commit"]
     assert start["finished"] and start["step_seconds"] == run["step_seconds"]
@@ -464,3 +466,28 @@ def test_a_non_finite_loss_stops_training_naming_the_model(tiny_store, tiny_conf
                                                  r"iteration \d"):
         train_and_evaluate(config, tiny_store, tmp_path, "mixed", progress=False)
     assert not (tmp_path / "predictions").exists()
+
+
+def test_git_commit_says_dirty_and_unknown(tmp_path):
+    """A run records the commit it ran from, "+dirty" when tracked files were changed since, and
+    "unknown" outside a checkout."""
+    from mer_jax.training.workdir import git_commit
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    package = tmp_path / "pkg"
+    package.mkdir()
+    assert git_commit(package) == "unknown"
+    git("init", "-q")
+    (package / "a.py").write_text("x = 1\n")
+    git("add", "pkg/a.py")
+    git("commit", "-q", "-m", "one")
+    head = git("rev-parse", "HEAD").strip()
+    (tmp_path / "notes.txt").write_text("untracked")
+    assert git_commit(package) == head
+    (package / "a.py").write_text("x = 2\n")
+    assert git_commit(package) == head + "+dirty"
+    ignored = tmp_path / "venv"                      # e.g. a wheel installed into a venv there
+    ignored.mkdir()
+    assert git_commit(ignored) == "unknown"

@@ -188,7 +188,7 @@ def load_config(spec: os.PathLike | str) -> TrainConfig:
 
 
 def apply_overrides(config, overrides: list[str]):
-    """``["learning_rate=3e-4", "model.dropout=0.2"]`` -> a new config (values as Python literals)."""
+    """``["learning_rate=3e-4", "model.dropout=0.2"]`` -> a new config (values: Python literals)."""
     for item in overrides:
         key, _, text = item.partition("=")
         if not _:

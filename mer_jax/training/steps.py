@@ -66,7 +66,7 @@ def create_states(model_config: ModelConfig, input_shape, keys: jax.Array,
 
 def loss_value(prediction: jnp.ndarray, target: jnp.ndarray, loss: str,
                weights: jnp.ndarray | None = None) -> jnp.ndarray:
-    """Mean loss over the batch: MSE over the 4 targets, or the Gaussian KL[target || prediction]."""
+    """Mean loss over the batch: MSE over the 4 targets, or Gaussian KL[target || prediction]."""
     if loss == "mse":
         per_song = jnp.mean(jnp.square(prediction - target), axis=-1)
     else:

@@ -2,12 +2,12 @@
 that keys checkpoints and results, and the JSON-lines metrics log.
 
 ``run_<mode>.json`` holds the run's identity (everything hashed into its fingerprint), the
-environment of its latest start at top level (git commit, jax, backend, convolution and LSTM
-kernels, devices, ...) and ``starts``: one entry per start of the same run, oldest first, each
-with the step it resumed from, its environment, and, when it finished, its timings. A resumed
-start whose code, jax, backend, kernels or model grouping differ from the previous start's is
-said on stdout: its models are then not bit for bit those of an uninterrupted run (the same
-functions up to float rounding).
+environment of its latest start at top level (git commit, "+dirty" with uncommitted changes;
+jax, backend, convolution and LSTM kernels, devices, ...) and ``starts``: one entry per start of
+the same run, oldest first, each with the step it resumed from, its environment, and, when it
+finished, its timings. A resumed start whose code, jax, backend, kernels or model grouping
+differ from the previous start's is said on stdout: its models are then not bit for bit those
+of an uninterrupted run (the same functions up to float rounding).
 """
 from __future__ import annotations
 
@@ -31,12 +31,20 @@ from mer_jax.training.config import TrainConfig
 RESUME_KEYS = ("git_commit", "jax", "backend", "convolutions", "lstm", "models_in_parallel")
 
 
-def git_commit() -> str:
+def git_commit(package: Path = Path(__file__).resolve().parent) -> str:
+    """HEAD of the git checkout the code runs from, with "+dirty" when tracked files differ from
+    it (the commit alone would not make the results); "unknown" outside a checkout, e.g. an
+    installed wheel (also one installed into a venv inside the checkout: untracked there)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=package,
+                              check=True).stdout.strip()
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+        git("ls-files", "--error-unmatch", ".")          # the package's files are tracked
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return commit + ("+dirty" if dirty else "")
 
 
 def run_identity(config: TrainConfig, store: FeatureStore, mode: str, splits: list[dict]) -> dict:
