@@ -9,8 +9,9 @@ sep, ``iterations`` Monte-Carlo splits x ``seeds`` model seeds) and prints, per 
 the quadrant accuracy with its Wilson 95% interval over songs (each song once: its hit rate over
 the seeds and iterations that tested it), the range of the seeds' accuracies, the constant
 quadrant's accuracy, the skill gate, Pearson r of the predicted valence / arousal means with
-Fisher 95% intervals, the mean KL against the quadrant-centre proxies, and the time each stage
-took. The store is cached under --cache-dir and each finished stage is skipped on rerun (a
+Fisher 95% intervals (in bold where the partial r of ``verdict.correlation`` is not
+significantly above 0) and the constant baseline's r, the mean KL against the quadrant-centre
+proxies, and the time each stage took. The store is cached under --cache-dir and each finished stage is skipped on rerun (a
 changed config or --set makes new stage keys, never stale results); the workdir is named after
 the config and its overrides. Writes WORKDIR/real_music.json and WORKDIR/summary.md (the table);
 prints the Markdown table last.
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mer_jax import files, stats, verdict  # noqa: E402
+from mer_jax import files, verdict  # noqa: E402
 from mer_jax.preprocess import PreprocessConfig, preprocess  # noqa: E402
 from mer_jax.training.config import apply_overrides, load_config  # noqa: E402
 from pipelines import experiment  # noqa: E402
@@ -40,7 +41,7 @@ def rows_of(result) -> list[dict]:
     for model, evaluation in result.evaluations.items():
         for name in ("mixed", "sep"):
             gate = verdict.quadrant_skill(evaluation, name)
-            r = verdict.pooled_r(evaluation, name)[:2]
+            c = verdict.correlation(evaluation, name)
             kl = verdict.per_song({it: v[name] for it, v in evaluation.kl.items()},
                                   evaluation.songs)
             rows.append({
@@ -49,17 +50,26 @@ def rows_of(result) -> list[dict]:
                 "seed_accuracy": {str(k): v for k, v in gate.seed_accuracy.items()},
                 "accuracy_constant": gate.accuracy_constant, "gate_p": gate.p,
                 "learned": gate.learned,
-                "r_valence": float(r[0]),
-                "r_valence_ci": list(stats.pearson_interval(r[0], gate.songs)),
-                "r_arousal": float(r[1]),
-                "r_arousal_ci": list(stats.pearson_interval(r[1], gate.songs)),
+                **{f"r_{dim}{key}": value for d, dim in enumerate(("valence", "arousal"))
+                   for key, value in (("", float(c.r[d])), ("_ci", c.interval[d].tolist()),
+                                      ("_constant", float(c.r_constant[d])),
+                                      ("_partial", float(c.r_partial[d])),
+                                      ("_partial_ci", c.interval_partial[d].tolist()))},
                 "mean_kl": float(sum(kl.values()) / len(kl))})
     return rows
 
 
+def _r_cell(row: dict, dim: str) -> str:
+    """r (Fisher 95% CI), in bold unless the partial r's interval lies above 0."""
+    low, high = row[f"r_{dim}_ci"]
+    text = f"{row[f'r_{dim}']:+.2f} ({low:+.2f} to {high:+.2f})"
+    return text if row[f"r_{dim}_partial_ci"][0] > 0 else f"**{text}**"
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| model | input | quadrant accuracy (95% CI) | seeds | constant | skill gate | "
-             "r valence (95% CI) | r arousal (95% CI) | mean KL |", "|" + "---|" * 9]
+             "r valence (95% CI) | r arousal (95% CI) | r constant | mean KL |",
+             "|" + "---|" * 10]
     for r in rows:
         seeds = list(r["seed_accuracy"].values())
         lines.append(
@@ -67,9 +77,9 @@ def markdown(rows: list[dict]) -> str:
             f"{r['accuracy_ci'][1]:.1%}) | {min(seeds):.1%}-{max(seeds):.1%} | "
             f"{r['accuracy_constant']:.1%} | "
             f"{'learned' if r['learned'] else 'did not learn'} (p = {r['gate_p']:.2g}) | "
-            f"{r['r_valence']:+.2f} ({r['r_valence_ci'][0]:+.2f} to {r['r_valence_ci'][1]:+.2f})"
-            f" | {r['r_arousal']:+.2f} ({r['r_arousal_ci'][0]:+.2f} to "
-            f"{r['r_arousal_ci'][1]:+.2f}) | {r['mean_kl']:.2f} |")
+            f"{_r_cell(r, 'valence')} | {_r_cell(r, 'arousal')} | "
+            f"{r['r_valence_constant']:+.2f} / {r['r_arousal_constant']:+.2f} | "
+            f"{r['mean_kl']:.2f} |")
     return "\n".join(lines)
 
 

@@ -11,6 +11,9 @@ Writes to OUT:
     baselines.csv        iteration,model,input,E_model,E_constant,E_calibrated,W_model_constant,
                          W_model_calibrated (when the training labels are known)
     metrics.csv          iteration, input, dimension, rmse, pearson_r (per iteration and "mean")
+    correlations.csv     input,dimension,songs,r,r_low,r_high,r_constant,r_partial,r_partial_low,
+                         r_partial_high,above_constant: pooled r of the predicted means and its
+                         yardsticks (``verdict.correlation``; above_constant: 1 = skill)
     quadrants.csv        (quadrant-labelled datasets, ``--quadrants``) iteration, input, songs,
                          accuracy, ci_low, ci_high, recall_Q1..recall_Q4: per iteration and
                          "pooled" (each song once: its hit rate over the seeds and iterations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import math
 import os
 import sys
 from pathlib import Path
@@ -48,6 +50,8 @@ SEED_STATS_HEADER = ("seed", *stats.STATS_HEADER)
 QUADRANTS_HEADER = ("iteration", "input", "songs", "accuracy", "ci_low", "ci_high",
                     *(f"recall_{q}" for q in quadrants.QUADRANTS))
 CONFUSION_HEADER = ("input", "true", *quadrants.QUADRANTS)
+CORRELATIONS_HEADER = ("input", "dimension", "songs", "r", "r_low", "r_high", "r_constant",
+                       "r_partial", "r_partial_low", "r_partial_high", "above_constant")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +82,8 @@ class Evaluation:
     baseline_hits: dict = dataclasses.field(default_factory=dict)  # iteration -> {"constant": ..}
     confusion: dict = dataclasses.field(default_factory=dict)     # input -> (4, 4) counts [t, p]
     quadrant_rows: list = dataclasses.field(default_factory=list)  # keys = QUADRANTS_HEADER
+    constant_means: dict = dataclasses.field(default_factory=dict)  # iteration -> (4,): the
+    # constant baseline's prediction (its training songs' label means); {} when unknown
 
     @property
     def seeds(self) -> list[int | None]:
@@ -118,6 +124,33 @@ def _aligned(group: list[IterationTable]) -> list[np.ndarray]:
     return orders
 
 
+def _metric_rows(iteration: int, group: list[IterationTable], orders) -> list[dict]:
+    """RMSE and Pearson r per input and label of one iteration's tables, mean over its seeds."""
+    values: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    truth = group[0].truth
+    for table, order in zip(group, orders):
+        for name, prediction in table.predictions.items():
+            pairs = zip(stats.rmse(truth, prediction[order]),
+                        stats.pearson_r(truth, prediction[order]))
+            for dimension, pair in zip(LABEL_NAMES, pairs):
+                values.setdefault((name, dimension), []).append(pair)
+    return [{"iteration": iteration, "input": name, "dimension": dimension,
+             "rmse": float(np.mean([v[0] for v in pairs])),
+             "pearson_r": float(np.mean([v[1] for v in pairs]))}
+            for (name, dimension), pairs in values.items()]
+
+
+def _mean_metric_rows(rows: list[dict]) -> list[dict]:
+    """The rows of ``_metric_rows`` averaged over iterations (iteration "mean")."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["input"], row["dimension"]), []).append(row)
+    return [{"iteration": "mean", "input": name, "dimension": dimension,
+             "rmse": float(np.mean([r["rmse"] for r in group])),
+             "pearson_r": float(np.mean([r["pearson_r"] for r in group]))}
+            for (name, dimension), group in groups.items()]
+
+
 def evaluate_iterations(tables: list[IterationTable], median_convention: str = "true",
                         min_std: float | None = None,
                         train_labels: dict[int, np.ndarray] | None = None,
@@ -128,30 +161,19 @@ def evaluate_iterations(tables: list[IterationTable], median_convention: str = "
     groups: dict[int, list[IterationTable]] = {}
     for table in tables:
         groups.setdefault(table.iteration, []).append(table)
-    songs, kl, by_seed, base, sizes = {}, {}, {}, {}, {}
+    songs, kl, by_seed, base, sizes, constants = {}, {}, {}, {}, {}, {}
     stats_rows, seed_rows, baseline_rows, metrics_rows = [], [], [], []
-    per_input: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for iteration, group in sorted(groups.items()):
         first = group[0]
         songs[iteration] = first.song_ids
         per_seed = {}
-        metric_values: dict[tuple[str, int], list[tuple[float, float]]] = {}
-        for table, order in zip(group, _aligned(group)):
+        orders = _aligned(group)
+        for table, order in zip(group, orders):
             per_seed[table.seed] = _table_kl(table, order, min_std)
             by_seed.setdefault(table.seed, {})[iteration] = per_seed[table.seed]
-            for name, prediction in table.predictions.items():
-                errors = stats.rmse(first.truth, prediction[order])
-                correlations = stats.pearson_r(first.truth, prediction[order])
-                for d in range(len(LABEL_NAMES)):
-                    metric_values.setdefault((name, d), []).append((errors[d], correlations[d]))
         kl[iteration] = {name: np.mean([v[name] for v in per_seed.values()], axis=0)
                          for name in first.predictions}
-        for (name, d), values in metric_values.items():
-            errors, correlations = np.mean(values, axis=0)
-            metrics_rows.append({"iteration": iteration, "input": name,
-                                 "dimension": LABEL_NAMES[d], "rmse": float(errors),
-                                 "pearson_r": float(correlations)})
-            per_input.setdefault((name, LABEL_NAMES[d]), []).append((errors, correlations))
+        metrics_rows += _metric_rows(iteration, group, orders)
         stats_rows.append(stats.iteration_stats(iteration, kl[iteration], median_convention))
         if len(group) > 1:
             seed_rows += [{"seed": seed, **stats.iteration_stats(iteration, values,
@@ -162,18 +184,18 @@ def evaluate_iterations(tables: list[IterationTable], median_convention: str = "
                 raise PredictionTableError(f"iteration {iteration}: no training labels known "
                                            "for its baselines")
             sizes[iteration] = len(train_labels[iteration])
+            constants[iteration] = baselines.constant(train_labels[iteration])
             base[iteration] = baselines.baseline_kl(first.truth, train_labels[iteration],
                                                     min_std)
             baseline_rows += _baseline_rows(iteration, model, kl[iteration], base[iteration])
-    for (name, dim), values in per_input.items():
-        errors, correlations = np.array(values).T
-        metrics_rows.append({"iteration": "mean", "input": name, "dimension": dim,
-                             "rmse": float(errors.mean()), "pearson_r": float(correlations.mean())})
     evaluation = Evaluation(tables, songs, kl, by_seed, base, sizes, stats_rows, seed_rows,
-                            baseline_rows, metrics_rows, median_convention, min_std)
+                            baseline_rows, metrics_rows + _mean_metric_rows(metrics_rows),
+                            median_convention, min_std,
+                            constant_means=constants)
     if not categorical:
         return evaluation
-    hits, hits_by_seed, baseline_hits, confusion = _quadrant_hits(groups, true_quadrants(tables))
+    hits, hits_by_seed, baseline_hits, confusion = _quadrant_hits(
+        groups, quadrants.true_quadrants(tables))
     evaluation = dataclasses.replace(evaluation, categorical=True, hits=hits,
                                      hits_by_seed=hits_by_seed, baseline_hits=baseline_hits,
                                      confusion=confusion)
@@ -186,7 +208,7 @@ def _quadrant_hits(groups: dict[int, list[IterationTable]], truth: dict[str, int
     true quadrant of the evaluated songs (each once), which bounds every constant classifier's
     accuracy (25% on a balanced set). A constant fitted on each iteration's training songs would
     score below chance on a balanced set (the training majority is the test minority).
-    ``truth``: song id -> true quadrant (:func:`true_quadrants`)."""
+    ``truth``: song id -> true quadrant (:func:`quadrants.true_quadrants`)."""
     constant = quadrants.constant_quadrant(np.array(list(truth.values())))
     hits, by_seed, base, confusion = {}, {}, {}, {}
     for iteration, group in sorted(groups.items()):
@@ -206,35 +228,31 @@ def _quadrant_hits(groups: dict[int, list[IterationTable]], truth: dict[str, int
     return hits, by_seed, base, confusion
 
 
-def true_quadrants(tables: list[IterationTable]) -> dict[str, int]:
-    """song id -> its true quadrant index, over all the tables."""
-    return {song: int(quadrants.quadrant_of(row[0], row[1]))
-            for table in tables for song, row in zip(table.song_ids, table.truth)}
-
-
-def quadrant_row(iteration, name: str, hits: np.ndarray, true: np.ndarray) -> dict[str, object]:
-    """A quadrants.csv row from per-song hit rates ``(songs,)`` and true quadrants ``(songs,)``."""
-    low, high = quadrants.wilson_interval(float(hits.sum()), hits.size)
-    row = {"iteration": iteration, "input": name, "songs": int(hits.size),
-           "accuracy": float(hits.mean()), "ci_low": low, "ci_high": high}
-    for q, label in enumerate(quadrants.QUADRANTS):
-        row[f"recall_{label}"] = float(hits[true == q].mean()) if np.any(true == q) else math.nan
-    return row
-
-
 def _quadrant_rows(evaluation: Evaluation) -> list[dict[str, object]]:
     rows, pooled = [], {}
-    truth = true_quadrants(evaluation.tables)
+    truth = quadrants.true_quadrants(evaluation.tables)
     for iteration, songs in evaluation.songs.items():
         true = np.array([truth[s] for s in songs])
         for name, values in {**evaluation.hits[iteration],
                              **evaluation.baseline_hits.get(iteration, {})}.items():
-            rows.append(quadrant_row(iteration, name, values, true))
+            rows.append(quadrants.scores_row(iteration, name, values, true))
             pooled.setdefault(name, {})[iteration] = values
     for name, by_iteration in pooled.items():
         per_song = verdict_lib.per_song(by_iteration, evaluation.songs)
-        rows.append(quadrant_row("pooled", name, np.array(list(per_song.values())),
+        rows.append(quadrants.scores_row("pooled", name, np.array(list(per_song.values())),
                                  np.array([truth[s] for s in per_song])))
+    return rows
+
+
+def correlation_rows(evaluation: Evaluation) -> list[dict[str, object]]:
+    """correlations.csv: ``verdict.correlation`` per input and predicted mean."""
+    rows = []
+    for name in evaluation.tables[0].predictions:
+        c = verdict_lib.correlation(evaluation, name)
+        for d, dimension in enumerate(LABEL_NAMES[:2]):
+            rows.append(dict(zip(CORRELATIONS_HEADER, (
+                name, dimension, c.songs, c.r[d], *c.interval[d], c.r_constant[d],
+                c.r_partial[d], *c.interval_partial[d], int(c.above_constant[d])))))
     return rows
 
 
@@ -270,6 +288,7 @@ def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str 
     if evaluation.baseline_rows:
         write_csv(out / "baselines.csv", BASELINES_HEADER, evaluation.baseline_rows)
     write_csv(out / "metrics.csv", METRICS_HEADER, evaluation.metrics_rows)
+    write_csv(out / "correlations.csv", CORRELATIONS_HEADER, correlation_rows(evaluation))
     if evaluation.categorical:
         write_csv(out / "quadrants.csv", QUADRANTS_HEADER, evaluation.quadrant_rows)
         write_csv(out / "confusion.csv", CONFUSION_HEADER, [

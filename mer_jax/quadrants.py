@@ -88,3 +88,20 @@ def constant_quadrant(true: np.ndarray) -> int:
     lowest index on ties). Taken over the evaluated songs themselves it is the best constant in
     hindsight (25% on a balanced set); the evaluation uses it so (``mer_jax.evaluate``)."""
     return int(np.argmax(np.bincount(np.asarray(true, int), minlength=4)))
+
+
+def true_quadrants(tables) -> dict[str, int]:
+    """song id -> its true quadrant index, over all the tables (IterationTables)."""
+    return {song: int(quadrant_of(row[0], row[1]))
+            for table in tables for song, row in zip(table.song_ids, table.truth)}
+
+
+def scores_row(iteration, name: str, hit_rates: np.ndarray, true: np.ndarray) -> dict[str, object]:
+    """A quadrants.csv row from per-song hit rates ``(songs,)`` and true quadrants ``(songs,)``."""
+    low, high = wilson_interval(float(hit_rates.sum()), hit_rates.size)
+    row = {"iteration": iteration, "input": name, "songs": int(hit_rates.size),
+           "accuracy": float(hit_rates.mean()), "ci_low": low, "ci_high": high}
+    for q, label in enumerate(QUADRANTS):
+        mine = hit_rates[true == q]
+        row[f"recall_{label}"] = float(mine.mean()) if mine.size else math.nan
+    return row

@@ -20,11 +20,21 @@ import numpy as np
 
 from mer_jax import plots, stats
 from mer_jax import verdict as verdict_lib
+from mer_jax.data.songs import LABEL_NAMES
 from mer_jax.evaluate import Evaluation
 from mer_jax.files import write_csv, write_text
 from mer_jax.quadrants import QUADRANTS
 
 ALPHA = verdict_lib.ALPHA
+CORRELATION_TEXT = (
+    "Pearson r over songs of the predicted means, pooled (each song's prediction averaged over "
+    "the seeds and iterations that tested it), beside the constant baseline's r pooled the same "
+    "way. The constant's r is not 0 but typically negative: each iteration's constant is its "
+    "training songs' mean, which moves against the labels of the songs held out, and a model's r "
+    "carries whatever part of its prediction follows its training mean. r partial: the partial "
+    "correlation of prediction and label given the constant's prediction (about 0 for a model "
+    "that adds only noise to its training mean); a model's r counts only where the partial r's "
+    "95% interval lies above 0:")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,10 +179,52 @@ def _seed_markdown(evaluation: Evaluation, summary: ModelSummary) -> str:
     return _markdown_table(header + (["r (mixed - sep)"] if summary.comparison else []), rows)
 
 
+def _constant_rmse(evaluation: Evaluation) -> np.ndarray:
+    """``(4,)``: the constant baseline's RMSE per label, mean over iterations (NaN: unknown)."""
+    if not evaluation.constant_means:
+        return np.full(len(LABEL_NAMES), np.nan)
+    truth = {t.iteration: t.truth for t in evaluation.tables}
+    return np.mean([stats.rmse(truth[it], np.broadcast_to(row, truth[it].shape))
+                    for it, row in evaluation.constant_means.items()], axis=0)
+
+
 def _metrics_markdown(evaluation: Evaluation) -> str:
-    rows = [[r["input"], r["dimension"], f"{r['rmse']:.3f}", f"{r['pearson_r']:.3f}"]
+    constant = dict(zip(LABEL_NAMES, _constant_rmse(evaluation)))
+    rows = [[r["input"], r["dimension"], f"{r['rmse']:.3f}", _num(constant[r["dimension"]]),
+             f"{r['pearson_r']:.3f}"]
             for r in evaluation.metrics_rows if r["iteration"] == "mean"]
-    return _markdown_table(["input", "dimension", "RMSE", "Pearson r"], rows)
+    return _markdown_table(["input", "dimension", "RMSE", "RMSE constant", "Pearson r"], rows)
+
+
+def _correlation_markdown(evaluation: Evaluation, inputs) -> str:
+    """Pooled r per input and dimension beside its yardsticks (``verdict.correlation``)."""
+    rows = []
+    for name in inputs:
+        c = verdict_lib.correlation(evaluation, name)
+        for d, dimension in enumerate(LABEL_NAMES[:2]):
+            rows.append([name, dimension, _with_interval(c.r[d], c.interval[d]),
+                         _signed(c.r_constant[d]),
+                         _with_interval(c.r_partial[d], c.interval_partial[d]), _above(c, d)])
+    return _markdown_table(["input", "dimension", "r (95% CI)", "r constant",
+                            "r partial (95% CI)", "above the constant"], rows)
+
+
+def _with_interval(r: float, interval) -> str:
+    if not np.isfinite(r):
+        return ""
+    text = f"{r:+.2f}"
+    return text + (f" ({interval[0]:+.2f} to {interval[1]:+.2f})"
+                   if np.isfinite(interval[0]) else "")
+
+
+def _above(c: verdict_lib.Correlation, d: int) -> str:
+    if c.above_constant[d]:
+        return "yes"
+    return "**no**" if np.isfinite(c.r_constant[d]) else ""
+
+
+def _signed(value) -> str:
+    return f"{value:+.2f}" if np.isfinite(value) else ""
 
 
 def _gate_rule(evaluation: Evaluation) -> str:
@@ -225,8 +277,11 @@ def write_report(out: os.PathLike | str, evaluations: dict[str, Evaluation],
                         f"{evaluation.median_convention})\n\n{_stats_markdown(summary, evaluation)}"
                         f"\n\n{skill}Mean KL per model seed:\n\n"
                         f"{_seed_markdown(evaluation, summary)}"
-                        f"\n\nRMSE and Pearson r (mean over iterations):\n\n"
-                        f"{_metrics_markdown(evaluation)}\n\n![Figure 4, {model}]({figure})\n")
+                        f"\n\nRMSE and Pearson r (mean over iterations; within an "
+                        f"iteration the constant's r is undefined):\n\n"
+                        f"{_metrics_markdown(evaluation)}\n\n{CORRELATION_TEXT}\n\n"
+                        f"{_correlation_markdown(evaluation, summary.mean_kl)}\n\n"
+                        f"![Figure 4, {model}]({figure})\n")
     figures = []
     for number, mode in ((2, "mixed"), (3, "sep")):
         if mode in loss_figures and Path(loss_figures[mode]).is_file():

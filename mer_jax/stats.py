@@ -68,15 +68,27 @@ def pearson_r(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     t = truth - truth.mean(axis=0)
     p = prediction - prediction.mean(axis=0)
     denom = np.sqrt((t * t).sum(axis=0) * (p * p).sum(axis=0))
+    varies = (np.ptp(truth, axis=0) > 0) & (np.ptp(prediction, axis=0) > 0)  # not rounding
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, (t * p).sum(axis=0) / denom, np.nan)
+        return np.where(varies & (denom > 0), (t * p).sum(axis=0) / denom, np.nan)
 
 
-def pearson_interval(r: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% interval of a Pearson r over ``n`` pairs by Fisher's z transform; NaNs if n <= 3."""
-    if n <= 3 or not np.isfinite(r):
+def partial_r(r_xy, r_xz, r_yz) -> np.ndarray:
+    """Partial correlation of x and y given z from the three Pearson r (arrays alike); NaN where
+    x or y is (almost) a linear function of z."""
+    r_xy, r_xz, r_yz = (np.asarray(v, np.float64) for v in (r_xy, r_xz, r_yz))
+    denom = np.sqrt(np.clip((1 - r_xz ** 2) * (1 - r_yz ** 2), 0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 1e-12, (r_xy - r_xz * r_yz) / denom, np.nan)
+
+
+def pearson_interval(r: float, n: int, z: float = 1.959964, controls: int = 0
+                     ) -> tuple[float, float]:
+    """95% interval of a Pearson r over ``n`` pairs by Fisher's z transform (of a partial r with
+    ``controls`` variables held fixed: n - 3 - controls degrees of freedom); NaNs if too few."""
+    if n - controls <= 3 or not np.isfinite(r):
         return float("nan"), float("nan")
-    centre, half = np.arctanh(np.clip(r, -0.999999, 0.999999)), z / np.sqrt(n - 3)
+    centre, half = np.arctanh(np.clip(r, -0.999999, 0.999999)), z / np.sqrt(n - 3 - controls)
     return float(np.tanh(centre - half)), float(np.tanh(centre + half))
 
 

@@ -22,6 +22,10 @@ its KL averaged over the seeds and over the iterations that tested it.
   ``COLLAPSE_SPREAD`` over its test songs (standard deviation, 0-1 scale) predicts one value for
   every song: a training failure (signal lost in dead ReLUs) that pooled figures average in. The
   report names each one.
+* **Correlation.** Pearson r over songs of the predicted means, pooled like the gate's KL, is
+  shown beside the constant baseline's r pooled the same way, which is typically negative
+  (``correlation``); a model's r counts only where its partial r given the constant's
+  prediction (the training mean) is significantly above 0 (Fisher 95% interval over songs).
 * **Spread.** The same statistic per seed (in how many seeds each direction wins), and the
   Nadeau-Bengio corrected resampled t-test over the iterations' mean KL differences, which
   accounts for overlapping training sets (Nadeau & Bengio 2003, Machine Learning 52).
@@ -106,19 +110,65 @@ def nadeau_bengio(differences: np.ndarray, test_size: float, train_size: float) 
     return float(2 * scipy.stats.t.sf(abs(t), x.size - 1))
 
 
-def pooled_r(evaluation, name: str) -> np.ndarray:
-    """Pearson r ``(4,)`` over songs between the labels and each song's prediction averaged over
-    the seeds and iterations that tested it (one value per song, as the gate counts them; NaN
-    for a column the model predicts as a constant)."""
+def _pooled(evaluation, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and each song's mean of ``rows(table)`` ``(songs, 4)`` over the tables (seeds and
+    iterations) that tested it: ``(n, 4)`` x2, one row per song."""
     sums: dict[str, list] = {}
     for table in evaluation.tables:
-        for song, truth, row in zip(table.song_ids, table.truth, table.predictions[name]):
+        for song, truth, row in zip(table.song_ids, table.truth, rows(table)):
             entry = sums.setdefault(song, [truth, np.zeros(4), 0])
             entry[1] = entry[1] + row
             entry[2] += 1
-    truth = np.array([v[0] for v in sums.values()])
-    mean = np.array([v[1] / v[2] for v in sums.values()])
-    return stats.pearson_r(truth, mean)
+    return (np.array([v[0] for v in sums.values()]),
+            np.array([v[1] / v[2] for v in sums.values()]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Correlation:
+    """Pearson r over songs of one input's predicted valence and arousal means, each song's
+    prediction averaged over the seeds and iterations that tested it, with its yardsticks. Arrays
+    are ``(2,)`` (valence, arousal) or ``(2, 2)`` (their Fisher 95% intervals); NaN where unknown
+    (no training labels) or undefined (a prediction that does not vary, or only with the
+    training mean)."""
+    input: str
+    songs: int
+    r: np.ndarray
+    interval: np.ndarray
+    r_constant: np.ndarray         # the constant baseline's r, pooled the same way
+    r_partial: np.ndarray          # partial r of prediction and label given the constant's
+    interval_partial: np.ndarray
+
+    @property
+    def above_constant(self) -> np.ndarray:
+        """``(2,)`` bool: the partial r's interval lies above 0."""
+        return np.nan_to_num(self.interval_partial[:, 0], nan=-1.0) > 0
+
+
+def correlation(evaluation, name: str) -> Correlation:
+    """Input ``name``'s pooled r and its yardsticks. The constant's pooled r is not 0: each
+    iteration's constant is its training songs' mean, which moves against the labels of the songs
+    held out, so pooled over Monte-Carlo iterations it anti-correlates with them (the more, the
+    fewer the songs), and a model's pooled r carries whatever part of its prediction follows its
+    training mean. Comparing r with the constant's would credit noise (which dilutes the
+    anti-correlation towards 0), so skill is read from the partial r of prediction and label given
+    the constant's prediction (pooled the same way): about 0 for a model that adds only noise to
+    its training mean, and about r for one that ignores it; it counts where its Fisher interval
+    lies above 0. Where every iteration's constant is the same (splits stratified on quadrant
+    labels), the constant's r is taken as 0 and the partial r equals r."""
+    truth, model = (a[:, :2] for a in _pooled(evaluation, lambda t: t.predictions[name]))
+    r, n = stats.pearson_r(truth, model), len(truth)
+    constant_r = partial = np.full(2, np.nan)
+    if evaluation.constant_means:
+        _, constant = _pooled(evaluation, lambda t: np.broadcast_to(
+            evaluation.constant_means[t.iteration], t.truth.shape))
+        constant_r = np.nan_to_num(stats.pearson_r(truth, constant[:, :2]), nan=0.0)
+        partial = stats.partial_r(r, constant_r, np.nan_to_num(
+            stats.pearson_r(model, constant[:, :2]), nan=0.0))
+    return Correlation(name, n, r, _fisher(r, n), constant_r, partial, _fisher(partial, n, 1))
+
+
+def _fisher(r: np.ndarray, n: int, controls: int = 0) -> np.ndarray:
+    return np.array([stats.pearson_interval(v, n, controls=controls) for v in r])
 
 
 @dataclasses.dataclass(frozen=True)

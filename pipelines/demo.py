@@ -66,8 +66,15 @@ def _model_lines(model: str, results: dict) -> list[str]:
                 f"{max(seeds):.3f}) | {skill.mean_kl_calibrated:.3f} / "
                 f"{skill.mean_kl_constant:.3f} | {skill.p:.2g} | "
                 f"{'learned' if skill.learned else '**did not learn**'} | "
-                + " / ".join(f"{r:+.2f}" for r in verdict.pooled_r(evaluation, name)[:2]) + " |")
+                f"{_r_cells(verdict.correlation(evaluation, name))} |")
     return lines
+
+
+def _r_cells(c: verdict.Correlation) -> str:
+    """"model r valence / arousal | the constant's", a model's r in bold where its partial r
+    given the training mean is not significantly above 0 (``verdict.correlation``)."""
+    model = [f"{r:+.2f}" if above else f"**{r:+.2f}**" for r, above in zip(c.r, c.above_constant)]
+    return " / ".join(model) + " | " + " / ".join(f"{r:+.2f}" for r in c.r_constant)
 
 
 def write_summary(workdir: Path, results: dict, sdr: np.ndarray) -> Path:
@@ -80,9 +87,13 @@ def write_summary(workdir: Path, results: dict, sdr: np.ndarray) -> Path:
              "iteration's training songs; p: one-sided Wilcoxon over songs that the model's KL is "
              "lower than the calibrated constant's (the skill gate, p < 0.05); r: Pearson r over "
              "songs of the predicted valence / arousal means (each song's prediction averaged "
-             "over seeds and iterations).", "",
+             "over seeds and iterations), beside the constant's pooled the same way (typically "
+             "negative: each iteration's constant, its training mean, moves against the "
+             "held-out songs' labels); in bold where the model's r shows no skill beyond its "
+             "training mean (its partial r given the constant's prediction is not significantly "
+             "above 0; see each report).", "",
              "| model | input | KL (range over seeds) | KL baselines | p | skill gate | r valence "
-             "/ arousal |", "|---|---|---|---|---|---|---|"]
+             "/ arousal | r constant |", "|---|---|---|---|---|---|---|---|"]
     for model in ("CRNN", "RF"):
         lines += _model_lines(model, results)
     lines += ["", "Verdicts (computed from the numbers, see each report):", ""]

@@ -199,3 +199,21 @@ def test_release_model_trains_on_quadrant_folders_and_predicts(tiny_store, tmp_p
     assert model.config.crop_bins == 128 and model.config.time_pool == "mean"
     result = inference.Predictor(model)(root / "Q1" / "S0.wav")
     assert result.values.shape == (4,) and np.all(np.isfinite(result.values))
+
+
+def test_real_music_rows_give_r_with_its_yardsticks():
+    """benchmarks/real_music.py's table: quadrant accuracy, r with Fisher intervals, the
+    constant's r, and bold where the partial r given the training mean shows no skill."""
+    import types
+
+    from benchmarks import real_music
+    from mer_jax import evaluate
+    tables, train = _quadrant_tables({"mixed": 0.9, "sep": 0.25})
+    evaluation = evaluate.evaluate_iterations(tables, train_labels=train, categorical=True)
+    rows = real_music.rows_of(types.SimpleNamespace(evaluations={"CRNN": evaluation}))
+    mixed, sep = rows
+    assert mixed["learned"] and mixed["r_valence"] > 0.5 and mixed["r_valence_partial_ci"][0] > 0
+    assert sep["r_valence_partial_ci"][0] < 0 < sep["r_valence_partial_ci"][1]
+    table = real_music.markdown(rows).splitlines()
+    assert table[0].count("|") == 11 and "r constant" in table[0]
+    assert table[2].count("**") == 0 and table[3].count("**") == 4    # sep: valence, arousal

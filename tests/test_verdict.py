@@ -1,5 +1,6 @@
 """Baselines, the skill gate, the verdict and the seed-aware evaluation."""
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -51,6 +52,10 @@ def test_reproduce_paper_writes_baselines_and_says_who_beats_them(paper_predicti
     assert "CRNN mixed: mean KL 0.924; beats" in out
     assert "does not beat (p = 1) the calibrated constant" in out      # CRNN sep and the RF
     assert "RF mixed: mean KL 2.244; does not beat" in out
+    lines = {line.split(":")[0]: line for line in out.splitlines() if "pooled over" in line}
+    assert "valence r +0.58, partial +0.57 (+0.52 to +0.62: above the constant, r -0.10)" \
+        in lines["CRNN mixed"]
+    assert lines["RF mixed"].count("not above the constant") == 2
 
 
 def _synthetic_evaluation(noise_mixed: float, noise_sep: float, seeds=(None,), songs=80,
@@ -172,3 +177,83 @@ def test_a_rerun_of_the_evaluation_leaves_no_stale_files(paper_predictions, tmp_
                    str(out)])
     assert sorted(p.name for p in out.glob("kl_*.csv")) == ["kl_iteration_1.csv"]
     assert not (out / "baselines.csv").exists()
+
+
+def test_pooled_r_is_read_beside_the_constant_and_beyond_the_training_mean(tmp_path):
+    """Few songs, many Monte-Carlo iterations: the constant's pooled r is clearly negative, and a
+    model whose prediction is that constant plus noise has an r above it (noise dilutes the
+    anti-correlation) without any skill, as has a fixed value plus noise; only the partial r
+    given the constant's prediction tells them from a model that learned."""
+    evaluation = _synthetic_evaluation(0.03, 0.03, songs=24, iterations=12, seed=1)
+    learned = verdict.correlation(evaluation, "mixed")
+    assert learned.songs == 23 and learned.above_constant.all() and (learned.r > 0.9).all()
+    constant = learned.r_constant
+    assert (constant < -0.2).all()
+    rng = np.random.default_rng(0)
+    for table in evaluation.tables:                 # sep: the training mean, exactly
+        table.predictions["sep"] = np.tile(evaluation.constant_means[table.iteration],
+                                           (len(table.song_ids), 1))
+    c = verdict.correlation(evaluation, "sep")
+    np.testing.assert_allclose(c.r, constant)
+    assert np.isnan(c.r_partial).all() and not c.above_constant.any()
+    exact = {id(t): t.predictions["sep"].copy() for t in evaluation.tables}
+    draws = []
+    for _ in range(20):                             # sep: the training mean plus noise
+        for table in evaluation.tables:
+            table.predictions["sep"] = exact[id(table)] + np.pad(
+                rng.normal(0, 0.1, (len(table.song_ids), 2)), ((0, 0), (0, 2)))
+        draws.append(verdict.correlation(evaluation, "sep"))
+    assert (np.mean([c.r for c in draws], axis=0) > constant + 0.1).all()     # diluted
+    assert (np.abs(np.mean([c.r_partial for c in draws], axis=0)) < 0.1).all()
+    assert sum(c.above_constant.sum() for c in draws) <= 6    # of 40: about 5% by chance
+    fixed = []
+    for _ in range(20):                             # sep: 0.5 (not the training mean) plus noise
+        for table in evaluation.tables:
+            table.predictions["sep"] = exact[id(table)] + np.pad(
+                rng.normal(0, 0.1, (len(table.song_ids), 2)), ((0, 0), (0, 2)))
+            table.predictions["sep"][:, :2] += 0.5 - evaluation.constant_means[table.iteration][:2]
+        fixed.append(verdict.correlation(evaluation, "sep"))
+    assert (np.abs(np.mean([c.r_partial for c in fixed], axis=0)) < 0.1).all()
+    assert sum(c.above_constant.sum() for c in fixed) <= 6
+    c = fixed[-1]                                   # the tables as they are now
+    text = report.write_report(tmp_path, {"CRNN": evaluation}, {}, "t", []).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| sep | valence_mean | ")
+               and line.endswith("| **no** |"))
+    assert f"| {c.r_constant[0]:+.2f} | {c.r_partial[0]:+.2f} (" in row
+
+
+def test_pooled_r_yardsticks_when_the_constant_does_not_vary_or_is_unknown():
+    evaluation = _synthetic_evaluation(0.03, None, seed=2)
+    same = next(iter(evaluation.constant_means.values()))
+    stratified = dataclasses.replace(evaluation, constant_means={
+        it: same for it in evaluation.constant_means})
+    c = verdict.correlation(stratified, "mixed")
+    assert (c.r_constant == 0).all() and c.above_constant.all()
+    np.testing.assert_allclose(c.r_partial, c.r)
+    assert not verdict.correlation(stratified, "sep").above_constant.any()    # pure noise
+    unknown = evaluate.evaluate_iterations(evaluation.tables)
+    c = verdict.correlation(unknown, "mixed")
+    assert np.isnan(c.r_constant).all() and np.isnan(c.r_partial).all()
+    np.testing.assert_allclose(c.r, verdict.correlation(evaluation, "mixed").r)
+    assert report._above(c, 0) == ""
+
+
+def test_correlations_csv_gives_r_with_its_yardsticks(paper_predictions, tmp_path):
+    header = ("input,dimension,songs,r,r_low,r_high,r_constant,r_partial,r_partial_low,"
+              "r_partial_high,above_constant")
+    for model, above, extra in (("crnn", "1", ["--baselines-from-tables"]),
+                                ("rf", "0", ["--baselines-from-tables"]), ("rf", "0", [])):
+        out = tmp_path / f"{model}{len(extra)}"
+        assert evaluate.main(["--predictions", str(paper_predictions / f"{model}_iteration_*.csv"),
+                              "--out", str(out), *extra]) == 0
+        text = (out / "correlations.csv").read_text().splitlines()
+        assert text[0] == header and len(text) == 5
+        rows = list(csv.DictReader(text))
+        assert [(r["input"], r["dimension"]) for r in rows] == [
+            (i, d) for i in ("mixed", "sep") for d in ("valence_mean", "arousal_mean")]
+        assert {r["above_constant"] for r in rows} == {above}
+        assert all(float(r["r_low"]) < float(r["r"]) < float(r["r_high"]) for r in rows)
+        if extra:
+            assert all(-0.12 < float(r["r_constant"]) < -0.08 for r in rows)
+        else:                                       # no training labels: no yardstick
+            assert {r["r_constant"] + r["r_partial"] for r in rows} == {""}
