@@ -11,10 +11,10 @@ the seeds and iterations that tested it), the range of the seeds' accuracies, th
 quadrant's accuracy, the skill gate, Pearson r of the predicted valence / arousal means with
 Fisher 95% intervals (in bold where the partial r of ``verdict.correlation`` is not
 significantly above 0) and the constant baseline's r, the mean KL against the quadrant-centre
-proxies, and the time each stage took. The store is cached under --cache-dir and each finished stage is skipped on rerun (a
-changed config or --set makes new stage keys, never stale results); the workdir is named after
-the config and its overrides. Writes WORKDIR/real_music.json and WORKDIR/summary.md (the table);
-prints the Markdown table last.
+proxies, and the time each stage took. The store is cached under --cache-dir and each finished
+stage is skipped on rerun (a changed config or --set makes new stage keys, never stale
+results); the workdir is named after the config and its overrides. Writes
+WORKDIR/real_music.json and WORKDIR/summary.md (the table); prints the Markdown table last.
 """
 from __future__ import annotations
 

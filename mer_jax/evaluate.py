@@ -190,8 +190,7 @@ def evaluate_iterations(tables: list[IterationTable], median_convention: str = "
             baseline_rows += _baseline_rows(iteration, model, kl[iteration], base[iteration])
     evaluation = Evaluation(tables, songs, kl, by_seed, base, sizes, stats_rows, seed_rows,
                             baseline_rows, metrics_rows + _mean_metric_rows(metrics_rows),
-                            median_convention, min_std,
-                            constant_means=constants)
+                            median_convention, min_std, constant_means=constants)
     if not categorical:
         return evaluation
     hits, hits_by_seed, baseline_hits, confusion = _quadrant_hits(
@@ -240,7 +239,7 @@ def _quadrant_rows(evaluation: Evaluation) -> list[dict[str, object]]:
     for name, by_iteration in pooled.items():
         per_song = verdict_lib.per_song(by_iteration, evaluation.songs)
         rows.append(quadrants.scores_row("pooled", name, np.array(list(per_song.values())),
-                                 np.array([truth[s] for s in per_song])))
+                                         np.array([truth[s] for s in per_song])))
     return rows
 
 
