@@ -388,6 +388,8 @@ def main(argv=None) -> int:
           f"{len(paths)} tables; median: {args.median}")
     print(format_stats(evaluation.stats_rows))
     print(format_metrics(evaluation.metrics_rows))
+    for name in evaluation.tables[0].predictions:
+        print(f"{name}: {verdict_lib.correlation(evaluation, name).describe()}")
     if evaluation.baseline_rows:
         print(format_baselines(evaluation.baseline_rows))
     if evaluation.categorical:

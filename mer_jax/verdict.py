@@ -143,6 +143,25 @@ class Correlation:
         """``(2,)`` bool: the partial r's interval lies above 0."""
         return np.nan_to_num(self.interval_partial[:, 0], nan=-1.0) > 0
 
+    def describe(self) -> str:
+        """One line: per predicted mean, r, the partial r with its interval and whether it is
+        above the constant, and the constant's r."""
+        parts = []
+        for d, dim in enumerate(("valence", "arousal")):
+            if not np.isfinite(self.r[d]):
+                parts.append(f"{dim} r undefined (the predictions do not vary)")
+                continue
+            if not np.isfinite(self.r_constant[d]):
+                parts.append(f"{dim} r {self.r[d]:+.2f} (no yardstick: training labels unknown)")
+                continue
+            low, high = self.interval_partial[d]
+            partial = (f"partial {self.r_partial[d]:+.2f} ({low:+.2f} to {high:+.2f}"
+                       if np.isfinite(low) else "partial undefined (it follows the training mean")
+            parts.append(f"{dim} r {self.r[d]:+.2f}, {partial}: "
+                         f"{'above' if self.above_constant[d] else 'not above'} the constant, "
+                         f"r {self.r_constant[d]:+.2f})")
+        return f"pooled over {self.songs} songs, " + "; ".join(parts)
+
 
 def correlation(evaluation, name: str) -> Correlation:
     """Input ``name``'s pooled r and its yardsticks. The constant's pooled r is not 0: each

@@ -53,16 +53,6 @@ def beats(model: str, skill: verdict.Skill) -> str:
             f"({skill.mean_kl_calibrated:.3f})")
 
 
-def correlates(model: str, c: verdict.Correlation) -> str:
-    """One line: the pooled r of the predicted means, its partial r given the constant's
-    prediction (skill beyond the training mean) and the constant's r."""
-    parts = [f"{dim} r {c.r[d]:+.2f}, partial {c.r_partial[d]:+.2f} "
-             f"({c.interval_partial[d][0]:+.2f} to {c.interval_partial[d][1]:+.2f}: "
-             f"{'above' if c.above_constant[d] else 'not above'} the constant, "
-             f"r {c.r_constant[d]:+.2f})" for d, dim in enumerate(("valence", "arousal"))]
-    return f"{model} {c.input}: pooled over {c.songs} songs, " + "; ".join(parts)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +80,8 @@ def main(argv=None) -> int:
         for name in ("mixed", "sep"):
             print(beats(model.upper(), verdict.skill(result, name)))
         for name in ("mixed", "sep"):
-            print(correlates(model.upper(), verdict.correlation(result, name)))
+            print(f"{model.upper()} {name}: "
+                  f"{verdict.correlation(result, name).describe()}")
         print(f"outputs: {out}")
         all_match &= not diffs
     print(f"\nPaper Tables 1-2 reproduced: {'yes' if all_match else 'NO'}")

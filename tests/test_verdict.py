@@ -196,6 +196,9 @@ def test_pooled_r_is_read_beside_the_constant_and_beyond_the_training_mean(tmp_p
     c = verdict.correlation(evaluation, "sep")
     np.testing.assert_allclose(c.r, constant)
     assert np.isnan(c.r_partial).all() and not c.above_constant.any()
+    assert "valence r -0.58, partial undefined (it follows the training mean: not above" \
+        in c.describe()
+    assert c.describe().count("not above the constant") == 2
     exact = {id(t): t.predictions["sep"].copy() for t in evaluation.tables}
     draws = []
     for _ in range(20):                             # sep: the training mean plus noise
@@ -236,6 +239,7 @@ def test_pooled_r_yardsticks_when_the_constant_does_not_vary_or_is_unknown():
     assert np.isnan(c.r_constant).all() and np.isnan(c.r_partial).all()
     np.testing.assert_allclose(c.r, verdict.correlation(evaluation, "mixed").r)
     assert report._above(c, 0) == ""
+    assert c.describe().count("no yardstick: training labels unknown") == 2
 
 
 def test_correlations_csv_gives_r_with_its_yardsticks(paper_predictions, tmp_path):
