@@ -41,7 +41,7 @@ def git_commit(package: Path = Path(__file__).resolve().parent) -> str:
     try:
         git("ls-files", "--error-unmatch", ".")          # the package's files are tracked
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
