@@ -54,16 +54,17 @@ def rows_of(result) -> list[dict]:
                    for key, value in (("", float(c.r[d])), ("_ci", c.interval[d].tolist()),
                                       ("_constant", float(c.r_constant[d])),
                                       ("_partial", float(c.r_partial[d])),
-                                      ("_partial_ci", c.interval_partial[d].tolist()))},
+                                      ("_partial_ci", c.interval_partial[d].tolist()),
+                                      ("_above_constant", bool(c.above_constant[d])))},
                 "mean_kl": float(sum(kl.values()) / len(kl))})
     return rows
 
 
 def _r_cell(row: dict, dim: str) -> str:
-    """r (Fisher 95% CI), in bold unless the partial r's interval lies above 0."""
+    """r (Fisher 95% CI), in bold unless it is above the constant (``verdict.Correlation``)."""
     low, high = row[f"r_{dim}_ci"]
     text = f"{row[f'r_{dim}']:+.2f} ({low:+.2f} to {high:+.2f})"
-    return text if row[f"r_{dim}_partial_ci"][0] > 0 else f"**{text}**"
+    return text if row[f"r_{dim}_above_constant"] else f"**{text}**"
 
 
 def markdown(rows: list[dict]) -> str:

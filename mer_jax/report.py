@@ -210,11 +210,9 @@ def _correlation_markdown(evaluation: Evaluation, inputs) -> str:
 
 
 def _with_interval(r: float, interval) -> str:
-    if not np.isfinite(r):
-        return ""
-    text = f"{r:+.2f}"
-    return text + (f" ({interval[0]:+.2f} to {interval[1]:+.2f})"
-                   if np.isfinite(interval[0]) else "")
+    if not np.isfinite(r) or not np.isfinite(interval[0]):
+        return _signed(r)
+    return f"{_signed(r)} ({_signed(interval[0])} to {_signed(interval[1])})"
 
 
 def _above(c: verdict_lib.Correlation, d: int) -> str:
