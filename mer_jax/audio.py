@@ -1,4 +1,5 @@
-"""Audio decoding and clip preparation: file -> float32 (channels, samples) -> fixed-length mono clip.
+"""Audio decoding and clip preparation: file -> float32 (channels, samples) -> fixed-length mono
+clip.
 
 Every failure raises :class:`AudioError`, whose message names the file and the reason, so that a
 batch job can record it and go on with the next file.

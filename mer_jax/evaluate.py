@@ -264,7 +264,8 @@ def _baseline_rows(iteration, model, kl, base) -> list[dict[str, object]]:
             for name, values in kl.items()]
 
 
-def write_evaluation(evaluation: Evaluation, out: os.PathLike | str, title: str | None = None) -> Path:
+def write_evaluation(evaluation: Evaluation, out: os.PathLike | str,
+                     title: str | None = None) -> Path:
     """Writes the files listed in the module docstring into ``out``; the ones an earlier
     evaluation left there (other iterations, seeds or baselines) are removed first."""
     out = Path(out)
@@ -325,23 +326,12 @@ def format_stats(rows: list[dict[str, float]]) -> str:
 
 
 def format_metrics(rows: list[dict[str, object]]) -> str:
-    lines = [f"{'input':>6} {'dimension':>13} {'RMSE':>7} {'Pearson r':>9}   (mean over iterations)"]
+    lines = [f"{'input':>6} {'dimension':>13} {'RMSE':>7} {'Pearson r':>9}"
+             "   (mean over iterations)"]
     for row in rows:
         if row["iteration"] == "mean":
             lines.append(f"{row['input']:>6} {row['dimension']:>13} {row['rmse']:>7.3f} "
                          f"{row['pearson_r']:>9.3f}")
-    return "\n".join(lines)
-
-
-def format_quadrants(rows: list[dict[str, object]]) -> str:
-    """The pooled quadrant rows as printed text (accuracy, Wilson 95% interval, recall)."""
-    lines = [f"{'input':>8} {'songs':>5} {'accuracy':>8} {'95% CI':>13}  "
-             + " ".join(f"{q:>4}" for q in quadrants.QUADRANTS) + "   (recall; chance 25%)"]
-    for r in rows:
-        if r["iteration"] == "pooled":
-            lines.append(f"{r['input']:>8} {r['songs']:>5} {r['accuracy']:>8.1%} "
-                         f"{r['ci_low']:>6.1%}-{r['ci_high']:<6.1%}  " + " ".join(
-                             f"{r[f'recall_{q}']:>4.0%}" for q in quadrants.QUADRANTS))
     return "\n".join(lines)
 
 
@@ -393,7 +383,7 @@ def main(argv=None) -> int:
     if evaluation.baseline_rows:
         print(format_baselines(evaluation.baseline_rows))
     if evaluation.categorical:
-        print(format_quadrants(evaluation.quadrant_rows))
+        print(quadrants.format_pooled(evaluation.quadrant_rows))
     print(f"wrote {out}")
     return 0
 

@@ -269,7 +269,8 @@ class Predictor:
                 "min_std": self.min_std}
 
     def _window_input(self, clip: np.ndarray, path: Path, start: int) -> np.ndarray:
-        """``(channels, window)`` starting ``start`` samples into the song -> ``(freq, time, C)``."""
+        """``(channels, window)`` starting ``start`` samples into the song ->
+        ``(freq, time, C)``."""
         pre = self.model.preprocess
         if self._separator is None:
             waves = audio_io.to_mono(clip)[None]

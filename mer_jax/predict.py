@@ -1,7 +1,8 @@
 """Predict the perceived emotion of audio files with a trained CRNN.
 
     python -m mer_jax.predict PATH... --checkpoint DIR [--mode mixed|sep] [--out FILE.csv|FILE.json]
-        [--iteration 1] [--seed S] [--hop-seconds S] [--separator spleeter4|oracle|stems:DIR] [--min-std 0.01]
+        [--iteration 1] [--seed S] [--hop-seconds S] [--separator spleeter4|oracle|stems:DIR]
+        [--min-std 0.01]
 
 PATH: audio files (any format libsndfile decodes, any length, sample rate and channel count) or
 folders, walked recursively for audio files. DIR: a training workdir (``mer_jax.train

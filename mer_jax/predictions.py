@@ -28,7 +28,8 @@ GT = "gt"
 
 
 def columns(prefix: str) -> list[str]:
-    """``columns("sep")`` -> sep_valence_mean, sep_arousal_mean, sep_valence_std, sep_arousal_std."""
+    """``columns("sep")`` -> sep_valence_mean, sep_arousal_mean, sep_valence_std,
+    sep_arousal_std."""
     return [f"{prefix}_{name}" for name in LABEL_NAMES]
 
 

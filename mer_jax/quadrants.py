@@ -105,3 +105,15 @@ def scores_row(iteration, name: str, hit_rates: np.ndarray, true: np.ndarray) ->
         mine = hit_rates[true == q]
         row[f"recall_{label}"] = float(mine.mean()) if mine.size else math.nan
     return row
+
+
+def format_pooled(rows: list[dict[str, object]]) -> str:
+    """The pooled quadrant rows as printed text (accuracy, Wilson 95% interval, recall)."""
+    lines = [f"{'input':>8} {'songs':>5} {'accuracy':>8} {'95% CI':>13}  "
+             + " ".join(f"{q:>4}" for q in QUADRANTS) + "   (recall; chance 25%)"]
+    for r in rows:
+        if r["iteration"] == "pooled":
+            lines.append(f"{r['input']:>8} {r['songs']:>5} {r['accuracy']:>8.1%} "
+                         f"{r['ci_low']:>6.1%}-{r['ci_high']:<6.1%}  " + " ".join(
+                             f"{r[f'recall_{q}']:>4.0%}" for q in QUADRANTS))
+    return "\n".join(lines)

@@ -5,15 +5,16 @@ XLA:CPU allocates all of an execution's temporaries as one block (1.75 GB for th
 train step at batch 8) on one of its worker threads. glibc serves a block that large with a fresh
 ``mmap`` and unmaps it when the step ends, so the next step faults all of it in again, 4 KiB at a
 time (846,000 minor faults per step measured with the earlier 3.24 GB block); with the
-current block that cost 0.4 s of a 5.1 s step on the 2-core reference machine (BENCHMARKS.md). With glibc's ``glibc.malloc.hugetlb=1`` tunable, malloc asks for transparent
-huge pages on those mappings (``madvise``), and the same memory takes about a thousand 2 MiB
-faults.
+current block that cost 0.4 s of a 5.1 s step on the 2-core reference machine (BENCHMARKS.md).
+With glibc's ``glibc.malloc.hugetlb=1`` tunable, malloc asks for transparent huge pages on those
+mappings (``madvise``), and the same memory takes about a thousand 2 MiB faults.
 
 glibc reads tunables only when a process starts, so the command-line entry points re-execute
 themselves once with the tunable added to ``GLIBC_TUNABLES`` (``run_command``, which their
-``__main__`` blocks and console commands call; importing never does); ``malloc_environment()`` gives the same
-environment for subprocesses. ``MER_JAX_MALLOC=system`` turns this off. Elsewhere than Linux with
-glibc it does nothing; with glibc older than 2.35 the tunable is unknown and ignored.
+``__main__`` blocks and console commands call; importing never does); ``malloc_environment()``
+gives the same environment for subprocesses. ``MER_JAX_MALLOC=system`` turns this off. Elsewhere
+than Linux with glibc it does nothing; with glibc older than 2.35 the tunable is unknown and
+ignored.
 """
 from __future__ import annotations
 

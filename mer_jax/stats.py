@@ -50,7 +50,8 @@ def iteration_stats(iteration: int, kl: dict[str, np.ndarray],
     row: dict[str, float] = {"iteration": iteration}
     for name in ("mixed", "sep"):
         values = kl.get(name)
-        row[f"E_{name}"] = float(np.mean(values, dtype=np.float64)) if values is not None else np.nan
+        row[f"E_{name}"] = (float(np.mean(values, dtype=np.float64)) if values is not None
+                            else np.nan)
         row[f"M_{name}"] = median(values, median_convention) if values is not None else np.nan
     both = "mixed" in kl and "sep" in kl
     row["W_mixed_sep"] = wilcoxon_p(kl["mixed"], kl["sep"]) if both else np.nan

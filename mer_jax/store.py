@@ -2,10 +2,12 @@
 
 Layout (N songs; one song per chunk; zstd):
     ids                  (N,)                 str     song ids (sorted as the reader sorts them)
-    labels               (N, 4)               float32 valence mean, arousal mean, valence std, arousal std
+    labels               (N, 4)               float32 valence mean, arousal mean, valence std,
+                                                      arousal std
     status               (N,)                 int8    0 pending, 1 done, 2 failed
     errors               (N,)                 str     reason of a failure ("" otherwise)
-    sources              (N,)                 str     size:sha256 of the audio the song was made from
+    sources              (N,)                 str     size:sha256 of the audio the song was
+                                                      made from
     mixed/spectrogram    (N, 129, T)          float32 |STFT| or mel bands of the mono mix, T = 2048
     sep/spectrogram      (N, 4, 129, T)       float32 the same for vocals, bass, drums, other
     sep/stems            (N, 4, samples)      float32 the separated mono stems

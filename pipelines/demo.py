@@ -15,8 +15,8 @@
    does separation help when the stems are perfect?
 4. Writes WORKDIR/summary.md (both runs side by side: KL, baselines, skill gate, Pearson r,
    verdicts, spleeter4's SDR against the true stems) and prints its path on the last line.
-   Under 15 minutes on a 2-core CPU (README.md has the measured time); a rerun skips what is
-   done.
+   About 20 minutes on the 2-core reference CPU (README.md and BENCHMARKS.md have the measured
+   times); a rerun skips what is done.
 """
 from __future__ import annotations
 
@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="preprocessing processes")
     args = parser.parse_args(argv)
 
-    code = reproduce_paper.main(["--predictions-dir", str(args.shared / "data" / "paper_predictions"),
+    code = reproduce_paper.main(["--predictions-dir",
+                                 str(args.shared / "data" / "paper_predictions"),
                                  "--out", str(args.workdir / "paper_tables")])
 
     synth = SynthConfig(n=args.songs, seconds=args.seconds, seed=args.seed)

@@ -7,7 +7,8 @@ evaluation -> report. Prints the report's path on its last line.
         [--cache-dir cache] [--iterations K] [--clip-seconds 45] [--[no-]forests-alongside]
         [--distributed | --reuse-from OTHER_WORKDIR]
 
-WORK/splits.json          the Monte-Carlo splits (stratified by quadrant for 4Q), shared by the CRNN and the RF
+WORK/splits.json          the Monte-Carlo splits (stratified by quadrant for 4Q), shared by the
+                          CRNN and the RF
                           (--set test_songs_from=GLOB: the test songs of earlier tables)
 WORK/crnn/                training runs (predictions/, checkpoints/, metrics, loss curves)
 WORK/rf/predictions/      the forests' prediction tables

@@ -40,7 +40,8 @@ def compare(ours: list[dict], paper_csv: Path) -> tuple[int, list[str]]:
             if abs(round(row[key], 3) - want) < 1e-9:
                 matched += 1
             else:
-                diffs.append(f"iteration {row['iteration']} {key}: ours {row[key]:.4f}, paper {want:.3f}")
+                diffs.append(f"iteration {row['iteration']} {key}: ours {row[key]:.4f}, "
+                             f"paper {want:.3f}")
     return matched, diffs
 
 

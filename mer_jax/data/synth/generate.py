@@ -45,13 +45,15 @@ class SynthConfig:
     pool_size: int = 40       # annotators in the crowd the panels are drawn from
 
     def __post_init__(self):
-        if self.n < 1 or self.seconds <= 0 or self.panel_size < 2 or self.pool_size < self.panel_size:
+        if (self.n < 1 or self.seconds <= 0 or self.panel_size < 2
+                or self.pool_size < self.panel_size):
             raise ValueError(f"invalid synthetic dataset config: {self}")
 
 
 @dataclasses.dataclass(frozen=True)
 class SynthSong:
-    """One rendered song: int16 stems ``(4, samples)`` in STEMS order and their sum ``(samples,)``."""
+    """One rendered song: int16 stems ``(4, samples)`` in STEMS order and their sum
+    ``(samples,)``."""
 
     song_id: str
     params: SongParams
