@@ -35,7 +35,7 @@ test-fast: $(STAMP)
 	MER_JAX_SHARED=$(SHARED) $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=10 \
 		-m "not slow" tests
 
-# the release model for mer_jax.predict: a CRNN trained on the 4Q development set (README)
+# the release model for mer_jax.predict: a CRNN trained on the 4Q development set (docs/real-music.md)
 model: $(STAMP)
 	$(PY) -m pipelines.train_release --data-dir $(SHARED)/data/4q-dev
 

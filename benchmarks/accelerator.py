@@ -84,6 +84,7 @@ from accelerator_report import PAPER_SONGS, PAPER_TEST, projection, table  # noq
 from mer_jax import lstm  # noqa: E402
 from mer_jax.kernels import conv  # noqa: E402
 from mer_jax.training.config import load_config  # noqa: E402
+from mer_jax.runtime import malloc_status  # noqa: E402
 
 
 def peaks(n: int = 8192, chain: int = 10) -> dict:
@@ -296,7 +297,8 @@ def main(argv=None) -> int:
                         "convolutions": conv.status(), "lstm": lstm.status(),
                         "cpus": os.cpu_count(),
                         "machine": platform.machine(), "config": args.config,
-                        "xla_flags": os.environ.get("XLA_FLAGS", "")})
+                        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                        "malloc": malloc_status()})
     config = load_config(args.config)
     audio = sorted(p for p in args.audio.iterdir() if p.suffix.lower() in (".mp3", ".wav",
                                                                            ".flac"))
@@ -330,4 +332,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mer_jax.runtime import run_command
+    sys.exit(run_command(main))    # as our commands run: glibc's huge-page malloc (children too)

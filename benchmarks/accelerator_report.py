@@ -47,8 +47,13 @@ def crnn_projection(rows: list[dict], lstms: str) -> dict | None:
     evals = steps_total // EVAL_EVERY + 1                 # + the final predictions
     eval_s = evals * 10 * (eval_seconds(forward) if forward else 0.0)
     batch = forward.get("batch", 8) if forward else None
-    return {"crnn_s": (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"])
-                       + 2 * eval_s + mixed["compile_s"] + sep["compile_s"]),
+    crnn_s = (steps_total * 10 * (mixed["model_step_s"] + sep["model_step_s"]) + 2 * eval_s
+              + mixed["compile_s"] + sep["compile_s"])
+    # the validation passes only draw the loss curves (Figures 2-3): once an epoch instead,
+    # --set eval_every=STEPS_PER_EPOCH, leaves EPOCHS passes + the final predictions
+    per_epoch = 2 * eval_s * (EPOCHS + 1) / evals
+    return {"crnn_s": crnn_s, "validation_s": 2 * eval_s,
+            "crnn_s_eval_every_epoch": crnn_s - 2 * eval_s + per_epoch,
             "eval_batch": batch,
             "crnn_detail": (f"LSTMs {lstms}: 2 inputs x 10 models x {steps_total} steps at "
                             f"{mixed['model_step_s']:.4f} s (mixed, K={mixed['k']}) and "

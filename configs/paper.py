@@ -1,4 +1,5 @@
-"""The paper's CRNN at full size: for GPU/TPU batch jobs (one step takes ~14 s on a 2-core CPU).
+"""The paper's CRNN at full size: for GPU/TPU batch jobs (one train step takes 4.7-9.8 s on the
+2-core reference CPU, by the day; docs/experiment.md projects the full experiment's time).
 
     python -m mer_jax.train --mode mixed --config configs/paper.py --store STORE --workdir WORK
     python -m mer_jax.train --mode mixed --config configs/paper.py --dry-run   # params: 5966116
@@ -6,9 +7,11 @@
 Adam 1e-4, batch 8, MSE on (valence mean, arousal mean, valence std, arousal std), 4 epochs of
 ceil(train songs / 8) steps (77 on the authors' PMEmo songs), validation loss every 7 steps,
 10 Monte-Carlo iterations of an 80/20 shuffle split. Expected on PMEmo (paper Table 1, mixed):
-mean KL about 0.7-1.2 per iteration, validation MSE converging near 0.04.
-On the authors' own test songs, compared with their CRNN song by song (README, "The authors'
-test songs"):
+mean KL about 0.7-1.2 per iteration, validation MSE converging near 0.04. The validation passes
+only draw the loss curves; on a CPU they are 38% of the training time, and ``--set
+eval_every=77`` (once an epoch) leaves the predictions the same.
+On the authors' own test songs, compared with their CRNN song by song (docs/training.md,
+"The authors' test songs"):
 
     python -m mer_jax.train --mode mixed --config configs/paper.py --store STORE --workdir WORK \
         --set "test_songs_from=../shared/data/paper_predictions/crnn_iteration_*.csv"

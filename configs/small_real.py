@@ -34,8 +34,8 @@ valence r / arousal r (mixed mode, 48 epochs as above):
       ** beta (the beta-NLL of Seitzer et al., ICLR 2022):
           beta 0.5                                              43.0% / 0.23 / 0.68
           beta 1.0 (seeds 45.0-45.9%)                           45.5% / 0.26 / 0.67
-      (its mean KL of 56.6 is one outlier song's, as this config's 20.0 is: README, "Real
-      music"); its means-only form (the stds keep the KL's gradient) at beta 1.0:
+      (its mean KL of 56.6 is one outlier song's, as this config's 20.0 is:
+      docs/real-music.md); its means-only form (the stds keep the KL's gradient) at beta 1.0:
                                                                 37.9% / 0.21 / 0.67
       with 4 of 15 models collapsed to one prediction. Neither form was kept.
 
@@ -84,8 +84,8 @@ Both goals are met in mixed mode (accuracy >= 45%, valence r >= 0.3; the valence
 +0.20 to +0.52). All levers, the spectrogram included, were chosen on these same 160 songs (no
 held-out set is shipped), so every row is an optimistic estimate.
 
-Measured with 5 iterations x 3 seeds, mixed and sep, beside the Random Forest: see README.md
-("Real music").
+Measured with 5 iterations x 3 seeds, mixed and sep, beside the Random Forest: see
+docs/real-music.md.
 """
 from configs.small import get_config as small_config
 from mer_jax.training.config import apply_overrides

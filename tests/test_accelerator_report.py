@@ -65,6 +65,10 @@ def test_validation_is_projected_at_the_fastest_evaluation_batch_per_song():
     out = report.projection(rows, None, None)
     assert out["eval_batch"] == 40 and "eval_batch_size=40" in out["crnn_detail"]
     assert out["crnn_s"] == pytest.approx(308 * 10 * 0.16 + 2 * 45 * 10 * 4 * 0.05 + 20)
+    assert out["validation_s"] == pytest.approx(2 * 45 * 10 * 4 * 0.05)
+    # --set eval_every=77: 4 passes and the final predictions instead of 45
+    assert out["crnn_s_eval_every_epoch"] == pytest.approx(308 * 10 * 0.16 + 2 * 5 * 10 * 4 * 0.05
+                                                           + 20)
     assert "eval forward batch 40" in report.table({
         "device": {"kind": "x", "backend": "gpu", "jax": "0", "convolutions": "xla"},
         "crnn": rows, "skipped": []})

@@ -337,6 +337,14 @@ def test_one_epoch_smoke_run_and_determinism(tiny_store, tiny_config, tmp_path, 
     second = train_and_evaluate(tiny_config, tiny_store, tmp_path / "b", "sep", progress=False)
     for a, b in zip(first.predictions, second.predictions):
         assert a.read_bytes() == b.read_bytes()  # same seed, same predictions
+    # the validation passes only log losses (the loss curves): one after every step instead of
+    # one at the end leaves the trained models, and so the predictions, the same bit for bit
+    often = train_and_evaluate(dataclasses.replace(tiny_config, eval_every=1), tiny_store,
+                               tmp_path / "d", "sep", progress=False)
+    assert len([line for line in (tmp_path / "d" / "metrics_sep.jsonl").read_text().splitlines()
+                if '"val"' in line]) == often.steps > 1
+    for a, d in zip(first.predictions, often.predictions):
+        assert a.read_bytes() == d.read_bytes()
     # other evaluation batches (3 songs per call, padded: the test sets have 4) change the
     # validation losses and predictions by float rounding only; the run records the setting
     sizes, batches = [], data.padded_batches      # the real function, its batch sizes recorded

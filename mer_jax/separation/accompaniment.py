@@ -30,9 +30,10 @@ PARTS = ("drums", "bass", "other")   # the order of split()'s outputs
 
 @dataclasses.dataclass(frozen=True)
 class HPSSConfig:
-    """Chosen on the 9 MUSDB18 previews and 12 synthetic songs (README, *Separation*): against
-    the first split (17 bins at every frequency, 250 Hz, 0.5 octaves) the median SDR on the
-    previews rose from 2.17 to 4.58 dB (bass), 3.13 to 4.48 dB (drums), 3.03 to 3.21 dB (other)."""
+    """Chosen on the 9 MUSDB18 previews and 12 synthetic songs (docs/preprocessing.md,
+    *Separation*): against the first split (17 bins at every frequency, 250 Hz, 0.5 octaves) the
+    median SDR on the previews rose from 2.17 to 4.58 dB (bass), 3.13 to 4.48 dB (drums), 3.03
+    to 3.21 dB (other)."""
 
     harmonic_frames: int = 17        # ~0.4 s at hop 1024 / 44.1 kHz
     percussive_bins: int = 17        # ~180 Hz at n_fft 4096, above percussive_split_hz
