@@ -83,8 +83,8 @@ from accelerator_crnn import (CRNN_FIRST, CRNN_MORE, auto_chunk, crnn, crnn_plan
 from accelerator_report import PAPER_SONGS, PAPER_TEST, projection, table  # noqa: E402
 from mer_jax import lstm  # noqa: E402
 from mer_jax.kernels import conv  # noqa: E402
-from mer_jax.training.config import load_config  # noqa: E402
 from mer_jax.runtime import malloc_status  # noqa: E402
+from mer_jax.training.config import load_config  # noqa: E402
 
 
 def peaks(n: int = 8192, chain: int = 10) -> dict:

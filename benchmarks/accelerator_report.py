@@ -30,8 +30,9 @@ def eval_seconds(row: dict) -> float:
 def crnn_projection(rows: list[dict], lstms: str) -> dict | None:
     """The 20 paper CRNNs' seconds with the LSTMs run as ``lstms``: per input, 10 models at the
     fastest measured per-model rate of any K (float32, paper topology), their validation passes
-    and final predictions at the fastest measured evaluation batch (TrainConfig.eval_batch_size);
-    None unless both inputs' train steps were measured that way."""
+    and final predictions at the fastest measured evaluation batch (TrainConfig.eval_batch_size),
+    beside the validation passes' share and the CRNN seconds with one pass an epoch instead
+    (``--set eval_every=77``); None unless both inputs' train steps were measured that way."""
     def measured(channels, kind):
         return [r for r in rows if r["channels"] == channels and r["kind"] == kind
                 and r["dtype"] == "float32" and r.get("paper") and r.get("lstm", "scan") == lstms]
