@@ -83,7 +83,7 @@ from accelerator_crnn import (CRNN_FIRST, CRNN_MORE, auto_chunk, crnn, crnn_plan
 from accelerator_report import PAPER_SONGS, PAPER_TEST, projection, table  # noqa: E402
 from mer_jax import lstm  # noqa: E402
 from mer_jax.kernels import conv  # noqa: E402
-from mer_jax.runtime import malloc_status  # noqa: E402
+from mer_jax.runtime import malloc_status, run_command  # noqa: E402
 from mer_jax.training.config import load_config  # noqa: E402
 
 
@@ -332,5 +332,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from mer_jax.runtime import run_command
     sys.exit(run_command(main))    # as our commands run: glibc's huge-page malloc (children too)

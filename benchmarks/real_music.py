@@ -50,7 +50,7 @@ def rows_of(result) -> list[dict]:
                 "seed_accuracy": {str(k): v for k, v in gate.seed_accuracy.items()},
                 "accuracy_constant": gate.accuracy_constant, "gate_p": gate.p,
                 "learned": gate.learned,
-                **{f"r_{dim}{key}": value for d, dim in enumerate(("valence", "arousal"))
+                **{f"r_{dim}{key}": value for d, dim in enumerate(verdict.DIMENSIONS)
                    for key, value in (("", float(c.r[d])), ("_ci", c.interval[d].tolist()),
                                       ("_constant", float(c.r_constant[d])),
                                       ("_partial", float(c.r_partial[d])),

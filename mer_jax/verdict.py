@@ -43,6 +43,7 @@ from mer_jax import quadrants, stats
 ALPHA = 0.05
 BOOTSTRAP = 2000
 COLLAPSE_SPREAD = 1e-3
+DIMENSIONS = ("valence", "arousal")   # the predicted means: a Correlation's (2,) axes
 
 
 def collapsed_models(evaluation, name: str) -> list[tuple[int | None, int]]:
@@ -147,7 +148,7 @@ class Correlation:
         """One line: per predicted mean, r, the partial r with its interval and whether it is
         above the constant, and the constant's r."""
         parts = []
-        for d, dim in enumerate(("valence", "arousal")):
+        for d, dim in enumerate(DIMENSIONS):
             if not np.isfinite(self.r[d]):
                 parts.append(f"{dim} r undefined (the predictions do not vary)")
                 continue
