@@ -10,7 +10,9 @@ paper:1:1:float32 paper:1:4:float32 paper:1:1:float32:eval paper:1:1:bfloat16``.
 
 The crnn, crnn_more, lstm and auto_chunk sections are in benchmarks/accelerator_crnn.py.
 Sections, in this order; one that would start after ``--budget`` seconds is skipped (and listed
-as such), a failing one is recorded and the next runs; the JSON is rewritten after each one:
+as such), a failing one is recorded and the next runs; the JSON is rewritten after each one
+(but the script stops at once if soundfile, zarr or opensmile does not import, unless the
+sections that need them are skipped):
   peaks        n^3 matrix products, n = --peak-size (8192), in bf16 and in f32 at default and
                at highest precision, ten chained in one program: the chip's measured rates.
   lstm         the paper's three LSTMs alone (benchmarks/lstm_scan.py in a child process: 512
@@ -59,6 +61,7 @@ to float32 into the cache first (their rounding does not change the timings).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -267,7 +270,22 @@ def section(log: Log, name: str, fn) -> object:
     return value
 
 
-def main(argv=None) -> int:
+def preflight(skip: list[str]) -> None:
+    """Stop at once, naming the module and why, if the separation, preprocess or train section
+    would fail to import what the device's image lacks (``benchmarks/device_carry.sh`` carries
+    it): a rerun costs less then than after the CRNN sections."""
+    if {"separation", "preprocess", "train"} <= set(skip):
+        return
+    for name in ("soundfile", "zarr", "opensmile"):
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 - any failure to import is the same answer
+            sys.exit(f"error: {name} does not import ({type(err).__name__}: {err}); the "
+                     "separation, preprocess and train sections need it: carry it "
+                     "(benchmarks/device_carry.sh) or --skip them")
+
+
+def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--audio", type=Path, required=True, help="folder of audio files")
@@ -289,7 +307,12 @@ def main(argv=None) -> int:
     parser.add_argument("--weights-fp16", type=Path, default=None)
     parser.add_argument("--peak-size", type=int, default=8192, help="matrix size of the peaks")
     parser.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = arguments(argv)
+    preflight(args.skip)
     log = Log(args.out, args.budget)
     device = jax.local_devices()[0]
     log.note("device", {"kind": device.device_kind, "backend": jax.default_backend(),

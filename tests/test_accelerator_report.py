@@ -89,3 +89,12 @@ def test_the_device_scripts_crnn_plan_and_auto_chunk_run_here():
             accelerator_crnn.crnn_plan([bad])
     out = accelerator_crnn.auto_chunk(apply_overrides(load_config("small"), TINY_OVERRIDES), 3)
     assert out["models_in_parallel"] == 1 and out["per_model_bytes"] > 0   # "auto" on CPU: 1
+
+
+def test_the_device_script_stops_at_once_when_the_audio_stack_does_not_import(monkeypatch):
+    import accelerator
+    accelerator.preflight([])                               # all three import here
+    monkeypatch.setitem(sys.modules, "opensmile", None)     # `import opensmile` now fails
+    with pytest.raises(SystemExit, match="opensmile does not import .*ModuleNotFoundError"):
+        accelerator.preflight(["peaks"])
+    accelerator.preflight(["separation", "preprocess", "train"])   # nothing needs it then
