@@ -274,7 +274,7 @@ def preflight(skip: list[str]) -> None:
     """Stop at once, naming the module and why, if the separation, preprocess or train section
     would fail to import what the device's image lacks (``benchmarks/device_carry.sh`` carries
     it): a rerun costs less then than after the CRNN sections."""
-    if {"separation", "preprocess", "train"} <= set(skip):
+    if {"separation", "preprocess"} <= set(skip):     # train runs on preprocess's store only
         return
     for name in ("soundfile", "zarr", "opensmile"):
         try:
