@@ -90,12 +90,16 @@ def projection(rows: list[dict], forest: dict | None, rate: dict | None) -> dict
     return out
 
 
+def _cell(value, spec: str, unit: str = "") -> str:
+    """A table cell: ``value`` formatted by ``spec``, or "–" where nothing was measured."""
+    return "–" if value is None else f"{value:{spec}}{unit}"
+
 
 def table(result: dict) -> str:
     device, peak = result["device"], result.get("peaks", {})
     lines = [f"{device['kind']} ({device['backend']}, jax {device['jax']}), convolutions: "
              f"{device['convolutions']}; peaks TFLOP/s: "
-             + ", ".join(f"{k} {v / 1e12:.0f}" for k, v in peak.items()),
+             + (", ".join(f"{k} {v / 1e12:.3g}" for k, v in peak.items()) or "not measured"),
              "| config | K | C | dtype | kind | compile s | first call s | s/step | s/model-step | "
              "x vs K=1 | TFLOP/s | % of peak | compiled GB |", "|" + "---|" * 13]
     def same(r):
@@ -104,7 +108,7 @@ def table(result: dict) -> str:
     for r in sorted(result.get("crnn", []), key=lambda r: (not r["paper"], r["kind"], r["dtype"],
                                                             r["channels"], r["k"])):
         one = base.get(same(r))
-        rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or float("nan")
+        rate = r["analytic_flops_per_s"] or r["xla_flops_per_s"] or None
         ref = peak.get("bf16" if r["dtype"] == "bfloat16" else "f32")
         looped = (" (convs looped)" if r["k"] > 1 and r.get("vmap_conv") == "loop" else "") + (
             f" lstm {r['lstm']}" if r.get("lstm", "scan") != "scan" else "") + (
@@ -112,8 +116,9 @@ def table(result: dict) -> str:
         lines.append(f"| {'paper' if r['paper'] else 'other'} | {r['k']} | {r['channels']} | "
                      f"{r['dtype']} | {r['kind']}{looped} | {r['compile_s']:.1f} | "
                      f"{r['first_call_s']:.1f} | {r['step_s']:.4f} | {r['model_step_s']:.4f} | "
-                     f"{one / r['model_step_s'] if one else float('nan'):.2f} | "
-                     f"{rate / 1e12:.1f} | {100 * rate / ref if ref else float('nan'):.0f}% | "
+                     f"{_cell(one / r['model_step_s'] if one else None, '.2f')} | "
+                     f"{_cell(rate / 1e12 if rate else None, '.1f')} | "
+                     f"{_cell(100 * rate / ref if rate and ref else None, '.0f', '%')} | "
                      f"{(r['compiled_bytes'] or 0) / 1e9:.1f} |")
     if "lstm" in result:
         lines.append("paper LSTMs alone, forward + backward s: " + ", ".join(

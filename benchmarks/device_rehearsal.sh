@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Rehearse the device run on this CPU under the device's jax release (not a test; about 20 min
-# here, once CPython is built). The device machine has Python 3.12, jax 0.11.2 and an image
+# Rehearse the device run on this CPU under the device's jax release (not a test; 32 min on
+# 2 cores, 23 once CPython is built). The device machine has Python 3.12, jax 0.11.2 and an image
 # without soundfile, zarr or opensmile (../.library/device/KINDS.md); jax >= 0.11 needs
 # Python >= 3.12 and this machine has 3.11, so:
 #   1. CPython 3.13 is built from Debian's source package (deb.debian.org, reachable here; its
-#      sha256 checked) into $PREFIX, once (about 8 minutes on 2 cores);
+#      sha256 checked) into $PREFIX, once (about 9 minutes on 2 cores);
 #   2. a venv gets what the device's image has: jax==$JAX, flax, optax, orbax-checkpoint, numpy,
 #      scipy, scikit-learn, matplotlib and what the carried wheels need from it (needs.txt);
 #   3. benchmarks/device_carry.sh's wheels, for that Python, go in with --target, as there;

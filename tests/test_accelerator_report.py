@@ -98,3 +98,9 @@ def test_the_device_script_stops_at_once_when_the_audio_stack_does_not_import(mo
     with pytest.raises(SystemExit, match="opensmile does not import .*ModuleNotFoundError"):
         accelerator.preflight(["peaks"])
     accelerator.preflight(["separation", "preprocess"])   # nothing needs it then (nor train)
+
+
+def test_the_table_says_what_was_not_measured():
+    """Run 2 skipped the peaks: its table says so and leaves their share blank, never nan."""
+    text = report.table(json.loads(RUN2.read_text()))
+    assert "peaks TFLOP/s: not measured" in text and "| – |" in text and "nan" not in text
