@@ -39,7 +39,8 @@ def kl_histograms(kl_by_iteration: dict[int, dict[str, np.ndarray]], path: os.Pa
         ax.set_xlabel("KL divergence", fontsize=8)
         ax.set_ylabel("songs", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=7)
+    # a fixed corner: loc="best" searches every bar, slow and warned about on a loaded machine
+    axes.flat[0].legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -66,7 +67,7 @@ def loss_curves(metrics_jsonl: os.PathLike | str, path: os.PathLike | str,
                     marker="o" if kind == "val" else None, markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend()
+    ax.legend(loc="upper right")           # the losses fall from the upper left
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
