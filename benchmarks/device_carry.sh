@@ -47,7 +47,8 @@ for wheel in Path(sys.argv[1], "whl").glob("*.whl"):
         meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA")))
     lines = meta.decode().splitlines()
     carried.add(name(next(x[6:] for x in lines if x.startswith("Name: "))))
-    needed |= {name(x[15:]) for x in lines if x.startswith("Requires-Dist: ") and "extra" not in x}
+    needed |= {name(x[15:]) for x in lines if x.startswith("Requires-Dist: ")
+               and "extra ==" not in x.partition(";")[2]}       # not an optional extra's
 Path(sys.argv[1], "needs.txt").write_text("".join(f"{n}\n" for n in sorted(needed - carried)))
 print("needed from the device's image:", " ".join(sorted(needed - carried)))
 EOF

@@ -39,11 +39,13 @@ import numpy as np
 import scipy.stats
 
 from mer_jax import quadrants, stats
+from mer_jax.data.songs import LABEL_NAMES
 
 ALPHA = 0.05
 BOOTSTRAP = 2000
 COLLAPSE_SPREAD = 1e-3
-DIMENSIONS = ("valence", "arousal")   # the predicted means: a Correlation's (2,) axes
+# the predicted means, a Correlation's (2,) axes: "valence", "arousal" (from LABEL_NAMES)
+DIMENSIONS = tuple(name.removesuffix("_mean") for name in LABEL_NAMES[:2])
 
 
 def collapsed_models(evaluation, name: str) -> list[tuple[int | None, int]]:
